@@ -1,0 +1,1 @@
+"""Tollgate's gateway core. Knows nothing of the Azure Functions host."""
