@@ -1,0 +1,45 @@
+# Tollgate: `make run` starts the gateway, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+AZURITE := node_modules/.bin/azurite-blob
+
+.PHONY: install run serve test lint typecheck unit fmt clean
+
+install: $(STAMP) $(AZURITE)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(AZURITE): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/tollgate run
+
+serve: $(STAMP)
+	$(BIN)/tollgate serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+unit: install
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules .tollgate .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,9 @@
+"""The ASGI app uvicorn serves locally, in CI and on premises: function_app.py's own routes."""
+
+from pathlib import Path
+
+import function_app
+from shared.asgi_host import build_asgi_app
+from shared.gateway import close_gateway
+
+app = build_asgi_app(function_app.app, Path(__file__).with_name("host.json"), close_gateway)

@@ -1,0 +1,75 @@
+"""Azure Functions (Python v2) entry point: binds Tollgate's routes to shared/.
+
+Every HTTP function is async on the HTTP streaming extension's types, so responses
+can stream. Routes are anonymous at the Functions level: callers authenticate with
+gateway keys, which shared/ checks on every route but /healthz.
+"""
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Request, Response
+
+from shared import handlers, routes
+from shared.routes import Style
+from shared.upstreams import Operation
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@app.function_name("gateway_chat_completions")
+@app.route(route=routes.GATEWAY_CHAT, methods=["POST"])
+async def gateway_chat_completions(req: Request) -> Response:
+    return await handlers.completions(req, Style.GATEWAY, Operation.CHAT)
+
+
+@app.function_name("gateway_embeddings")
+@app.route(route=routes.GATEWAY_EMBEDDINGS, methods=["POST"])
+async def gateway_embeddings(req: Request) -> Response:
+    return await handlers.completions(req, Style.GATEWAY, Operation.EMBEDDINGS)
+
+
+@app.function_name("azure_chat_completions")
+@app.route(route=routes.AZURE_CHAT, methods=["POST"])
+async def azure_chat_completions(req: Request) -> Response:
+    return await handlers.completions(req, Style.AZURE, Operation.CHAT)
+
+
+@app.function_name("azure_embeddings")
+@app.route(route=routes.AZURE_EMBEDDINGS, methods=["POST"])
+async def azure_embeddings(req: Request) -> Response:
+    return await handlers.completions(req, Style.AZURE, Operation.EMBEDDINGS)
+
+
+@app.function_name("azure_models")
+@app.route(route=routes.AZURE_MODELS, methods=["GET"])
+async def azure_models(req: Request) -> Response:
+    return await handlers.list_models(req)
+
+
+@app.function_name("openai_chat_completions")
+@app.route(route=routes.OPENAI_CHAT, methods=["POST"])
+async def openai_chat_completions(req: Request) -> Response:
+    return await handlers.completions(req, Style.OPENAI, Operation.CHAT)
+
+
+@app.function_name("openai_embeddings")
+@app.route(route=routes.OPENAI_EMBEDDINGS, methods=["POST"])
+async def openai_embeddings(req: Request) -> Response:
+    return await handlers.completions(req, Style.OPENAI, Operation.EMBEDDINGS)
+
+
+@app.function_name("openai_models")
+@app.route(route=routes.OPENAI_MODELS, methods=["GET"])
+async def openai_models(req: Request) -> Response:
+    return await handlers.list_models(req)
+
+
+@app.function_name("healthz")
+@app.route(route=routes.HEALTH, methods=["GET"])
+async def healthz(req: Request) -> Response:
+    return await handlers.health(req)
+
+
+@app.function_name("fallback")
+@app.route(route=routes.FALLBACK, methods=list(routes.ALL_METHODS))
+async def fallback(req: Request) -> Response:
+    return await handlers.fallback(req)

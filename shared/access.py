@@ -1,0 +1,49 @@
+"""Who is calling and what they may use: key check, systemId check, model resolution."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from shared.errors import bad_request, forbidden, not_found, unauthorized
+from shared.inbound import presented_key
+from shared.registry import Caller
+from shared.registry_cache import RegistryCache
+from shared.upstreams import GatewayConfig, Operation, PublicModel
+
+
+async def authenticate(request: Request, registry: RegistryCache) -> Caller:
+    key = presented_key(request)
+    caller = (await registry.current()).authenticate(key)
+    if caller is None:
+        raise unauthorized("Invalid, revoked or unknown gateway key.")
+    claimed = request.headers.get("systemid")
+    if claimed is not None and claimed != caller.system.id:
+        raise unauthorized(
+            "The gateway key does not belong to the system named in the systemId header.",
+            code="system_mismatch",
+        )
+    return caller
+
+
+def resolve_model(
+    config: GatewayConfig, caller: Caller, name: str, operation: Operation
+) -> PublicModel:
+    model = config.models.get(name)
+    if model is None:
+        raise not_found(f"The model '{name}' does not exist.", "model_not_found")
+    if not caller.system.allows(name):
+        raise forbidden(
+            f"System '{caller.system.id}' is not allowed to use the model '{name}'.",
+            "model_not_allowed",
+        )
+    if model.operation is not operation:
+        raise bad_request(
+            f"The model '{name}' does not support {operation.value}.",
+            code="operation_not_supported",
+            param="model",
+        )
+    return model
+
+
+def allowed_models(config: GatewayConfig, caller: Caller) -> list[PublicModel]:
+    return [m for name, m in sorted(config.models.items()) if caller.system.allows(name)]

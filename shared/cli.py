@@ -1,0 +1,34 @@
+"""`tollgate`: the one command-line entry point (registry admin, serving, the simulator)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from shared import cli_registry, cli_serve
+from shared.registry import RegistryError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tollgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cli_registry.add_commands(commands)
+    cli_serve.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except RegistryError as exc:
+        print(f"tollgate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""`tollgate systems ...` and `tollgate keys ...`: edit the systems registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from shared import registry_admin as admin
+from shared.registry import ALL_MODELS, Registry
+from shared.registry_store import RegistryStore, store_from_settings
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def add_commands(commands: Any) -> None:
+    systems = commands.add_parser("systems", help="create, list and edit calling systems")
+    sys_cmds = systems.add_subparsers(dest="action", required=True)
+    create = sys_cmds.add_parser("create", help="register a calling system")
+    create.add_argument("system_id")
+    create.add_argument("--name", default="")
+    _models_option(create)
+    create.set_defaults(handler=cmd_systems_create)
+    sys_cmds.add_parser("list", help="list systems").set_defaults(handler=cmd_systems_list)
+    show = sys_cmds.add_parser("show", help="show one system and its keys (never the keys)")
+    show.add_argument("system_id")
+    show.set_defaults(handler=cmd_systems_show)
+    update = sys_cmds.add_parser("update", help="change a system")
+    update.add_argument("system_id")
+    update.add_argument("--name")
+    _models_option(update)
+    update.add_argument("--add-model", action="append", default=[])
+    update.add_argument("--remove-model", action="append", default=[])
+    state = update.add_mutually_exclusive_group()
+    state.add_argument("--disable", action="store_const", const=True, dest="disabled")
+    state.add_argument("--enable", action="store_const", const=False, dest="disabled")
+    update.set_defaults(handler=cmd_systems_update)
+    delete = sys_cmds.add_parser("delete", help="remove a system and all its keys")
+    delete.add_argument("system_id")
+    delete.set_defaults(handler=cmd_systems_delete)
+
+    keys = commands.add_parser("keys", help="issue, list and revoke gateway keys")
+    key_cmds = keys.add_subparsers(dest="action", required=True)
+    kcreate = key_cmds.add_parser("create", help="issue a key; prints only the key")
+    kcreate.add_argument("--system", required=True)
+    kcreate.add_argument("--label", default="")
+    kcreate.set_defaults(handler=cmd_keys_create)
+    klist = key_cmds.add_parser("list", help="list key ids (never the keys)")
+    klist.add_argument("--system")
+    klist.set_defaults(handler=cmd_keys_list)
+    revoke = key_cmds.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+
+
+def _models_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models", help=f"comma-separated public model names, or '{ALL_MODELS}' for all"
+    )
+
+
+def _split(models: str | None) -> list[str] | None:
+    return None if models is None else [m.strip() for m in models.split(",") if m.strip()]
+
+
+def _with_store(action: Callable[[RegistryStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = store_from_settings(Settings.from_env())
+        try:
+            return await action(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+def cmd_systems_create(args: argparse.Namespace) -> int:
+    change = admin.create_system(args.system_id, args.name, _split(args.models) or [])
+    _with_store(lambda store: admin.edit(store, change))
+    return 0
+
+
+def cmd_systems_update(args: argparse.Namespace) -> int:
+    change = admin.update_system(
+        args.system_id,
+        name=args.name,
+        models=_split(args.models),
+        add_models=args.add_model,
+        remove_models=args.remove_model,
+        disabled=args.disabled,
+    )
+    system = _with_store(lambda store: admin.edit(store, change))
+    _print_json(_public_system(args.system_id, system))
+    return 0
+
+
+def cmd_systems_delete(args: argparse.Namespace) -> int:
+    _with_store(lambda store: admin.edit(store, admin.delete_system(args.system_id)))
+    return 0
+
+
+def cmd_systems_list(args: argparse.Namespace) -> int:
+    document, _ = _with_store(admin.read_document)
+    for system_id, spec in sorted(document["systems"].items()):
+        state = "disabled" if spec.get("disabled") else "enabled"
+        models = ",".join(spec.get("models", [])) or "(none)"
+        print(f"{system_id}\t{state}\t{models}\t{spec.get('name', '')}")
+    return 0
+
+
+def cmd_systems_show(args: argparse.Namespace) -> int:
+    document, _ = _with_store(admin.read_document)
+    spec = admin.system_of(document, args.system_id)
+    _print_json(_public_system(args.system_id, spec))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    new, change = admin.add_key(args.system, args.label)
+    _with_store(lambda store: admin.edit(store, change))
+    print(new.key)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    document, _ = _with_store(admin.read_document)
+    for record in Registry.parse(document).keys_of(args.system):
+        state = f"revoked {record.revoked}" if record.revoked else "active"
+        print(f"{record.key_id}\t{record.system_id}\t{state}\t{record.created}\t{record.label}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    _with_store(lambda store: admin.edit(store, admin.revoke_key(args.key_id)))
+    return 0
+
+
+def _public_system(system_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    public = {k: v for k, v in spec.items() if k != "keys"}
+    public["id"] = system_id
+    public["keys"] = {
+        key_id: {k: v for k, v in record.items() if k != "hash"}
+        for key_id, record in (spec.get("keys") or {}).items()
+    }
+    return public

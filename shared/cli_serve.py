@@ -1,0 +1,137 @@
+"""`tollgate serve`, `tollgate run` and `tollgate simulator`: run the gateway locally."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Coroutine
+from typing import Any
+from urllib.parse import urlparse
+
+from shared import registry_admin as admin
+from shared.registry import ALL_MODELS
+from shared.registry_store import RegistryStore, store_from_settings
+from shared.settings import Settings
+from shared.upstreams import SIMULATOR_KEY_SECRET
+
+DEMO_SYSTEM = "demo"
+DEMO_LABEL = "make run demo"
+
+
+def add_commands(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="serve the gateway (function_app.py) with uvicorn")
+    _listen_options(serve)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=cmd_serve)
+    run = commands.add_parser("run", help="gateway + built-in simulator + a demo system and key")
+    _listen_options(run)
+    run.set_defaults(handler=cmd_run)
+    sim = commands.add_parser("simulator", help="run the upstream simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=7072)
+    sim.add_argument("--key", default=os.environ.get("TOLLGATE_SECRET_SIMULATOR_KEY", "sim-key"))
+    sim.set_defaults(handler=cmd_simulator)
+
+
+def _listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7071)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
+    import uvicorn
+
+    level = Settings.from_env().log_level
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return uvicorn.Config(
+        "asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_level=level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    config = _uvicorn_config(args, args.workers)
+    if args.workers > 1:
+        uvicorn.Server(config).run()  # pragma: no cover - multi-process mode
+    else:
+        _run(uvicorn.Server(config).serve())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _run(_dev_server(args))
+    return 0
+
+
+async def _dev_server(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = Settings.from_env()
+    runner = None
+    if not (settings.config_path or settings.config_json):
+        runner = await _start_simulator(settings.simulator_url)
+    store = store_from_settings(settings)
+    try:
+        key = await issue_demo_key(store)
+    finally:
+        await store.aclose()
+    print(f"Tollgate on http://{args.host}:{args.port}  (registry: {settings.registry})")
+    print(f"Demo system '{DEMO_SYSTEM}', key (shown once): {key}", flush=True)
+    try:
+        await uvicorn.Server(_uvicorn_config(args)).serve()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _start_simulator(url: str) -> Any:
+    from shared.simulator import SimulatorConfig, start_simulator
+
+    key = secrets.token_urlsafe(24)
+    os.environ[f"TOLLGATE_SECRET_{SIMULATOR_KEY_SECRET.upper().replace('-', '_')}"] = key
+    parsed = urlparse(url)
+    runner, _ = await start_simulator(
+        SimulatorConfig(api_keys={key}), host=parsed.hostname or "127.0.0.1", port=parsed.port or 0
+    )
+    print(f"Upstream simulator on {url}")
+    return runner
+
+
+async def issue_demo_key(store: RegistryStore) -> str:
+    """Make sure the demo system exists, retire earlier demo keys and issue a fresh one."""
+    document, _ = await admin.read_document(store)
+    if DEMO_SYSTEM not in document["systems"]:
+        await admin.edit(store, admin.create_system(DEMO_SYSTEM, "make run demo", [ALL_MODELS]))
+    document, _ = await admin.read_document(store)
+    for key_id, record in document["systems"][DEMO_SYSTEM].get("keys", {}).items():
+        if record.get("label") == DEMO_LABEL and not record.get("revoked"):
+            await admin.edit(store, admin.revoke_key(key_id))
+    new, change = admin.add_key(DEMO_SYSTEM, DEMO_LABEL)
+    await admin.edit(store, change)
+    return new.key
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from shared.simulator.__main__ import main as simulator_main
+
+    simulator_main(["--host", args.host, "--port", str(args.port), "--key", args.key])
+    return 0

@@ -1,0 +1,85 @@
+"""OpenAI-shaped errors: every failure a client sees has the same JSON envelope."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+
+class GatewayError(Exception):
+    """An error answered to the client as `{"error": {"message", "type", "param", "code"}}`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def to_response(self, extra_headers: dict[str, str] | None = None) -> Response:
+        return error_response(
+            self.status,
+            self.message,
+            type=self.type,
+            code=self.code,
+            param=self.param,
+            headers={**self.headers, **(extra_headers or {})},
+        )
+
+
+def error_body(
+    message: str, *, type: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    envelope = {"error": {"message": message, "type": type, "param": param, "code": code}}
+    return json.dumps(envelope).encode()
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    type: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        content=error_body(message, type=type, code=code, param=param),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def bad_request(
+    message: str, code: str = "invalid_request", param: str | None = None
+) -> GatewayError:
+    return GatewayError(400, message, code=code, param=param)
+
+
+def unauthorized(message: str, code: str = "invalid_api_key") -> GatewayError:
+    return GatewayError(401, message, type="authentication_error", code=code)
+
+
+def forbidden(message: str, code: str) -> GatewayError:
+    return GatewayError(403, message, type="permission_error", code=code)
+
+
+def not_found(message: str, code: str) -> GatewayError:
+    return GatewayError(404, message, type="not_found_error", code=code)
+
+
+def upstream_failure(status: int, message: str, code: str) -> GatewayError:
+    return GatewayError(status, message, type="upstream_error", code=code)

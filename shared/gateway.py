@@ -1,0 +1,68 @@
+"""The per-process gateway state: configuration, registry, secrets and upstream pool.
+
+Built once per worker process on first use (the Functions host has no start-up hook),
+so configuration is parsed once and never per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.registry_cache import RegistryCache
+from shared.registry_store import store_from_settings
+from shared.secrets import CachedSecrets, build_secret_provider
+from shared.settings import Settings, get_settings
+from shared.upstream_client import UpstreamClient
+from shared.upstreams import GatewayConfig, load_config
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    config: GatewayConfig
+    registry: RegistryCache
+    secrets: CachedSecrets
+    client: UpstreamClient
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        provider = build_secret_provider(
+            settings.keyvault_url,
+            settings.azure_client_id,
+            ca_file=settings.keyvault_ca_file,
+            verify_challenge_resource=settings.keyvault_verify_challenge_resource,
+        )
+        return cls(
+            settings=settings,
+            config=load_config(settings),
+            registry=RegistryCache(
+                store_from_settings(settings), settings.registry_refresh_seconds
+            ),
+            secrets=CachedSecrets(provider, ttl_seconds=settings.secret_ttl_seconds),
+            client=UpstreamClient(
+                settings.upstream_connect_timeout,
+                settings.upstream_read_timeout,
+                settings.upstream_pool_size,
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.secrets.aclose()
+
+
+_gateway: Gateway | None = None
+
+
+def get_gateway() -> Gateway:
+    global _gateway
+    if _gateway is None:
+        _gateway = Gateway.from_settings(get_settings())
+    return _gateway
+
+
+async def close_gateway() -> None:
+    global _gateway
+    if _gateway is not None:
+        await _gateway.aclose()
+        _gateway = None

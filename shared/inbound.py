@@ -1,0 +1,74 @@
+"""Reading what a client sent: its key, its request id, its JSON body, its model name."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+
+from shared.errors import GatewayError, bad_request, unauthorized
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
+
+
+def presented_key(request: Request) -> str:
+    key = request.headers.get("api-key")
+    if key is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else None
+    if not key:
+        raise unauthorized(
+            "Missing gateway key: send it in the 'api-key' header or as "
+            "'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    return key.strip()
+
+
+async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def checked_model_name(name: Any, param: str = "model") -> str:
+    if name is None or name == "":
+        raise bad_request("You must provide a model parameter.", code="missing_model", param=param)
+    if not isinstance(name, str) or not MODEL_NAME.match(name) or ".." in name:
+        raise bad_request(
+            "Invalid model name: use letters, digits, '.', '_', ':' or '-' (at most 128).",
+            code="invalid_model_name",
+            param=param,
+        )
+    return name
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        413,
+        f"The request body is larger than this gateway accepts ({limit} bytes).",
+        code="request_too_large",
+    )

@@ -1,0 +1,117 @@
+"""The systems registry: calling systems, their key hashes and the models they may use."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared import keys
+
+ALL_MODELS = "*"
+SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class RegistryError(ValueError):
+    """The registry document is malformed, or an edit to it is invalid."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    system_id: str
+    hash: str
+    label: str
+    created: str
+    revoked: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked is None
+
+
+@dataclass(frozen=True)
+class System:
+    id: str
+    name: str
+    models: frozenset[str]
+    disabled: bool
+
+    def allows(self, model: str) -> bool:
+        return ALL_MODELS in self.models or model in self.models
+
+
+@dataclass(frozen=True)
+class Caller:
+    system: System
+    key_id: str
+
+
+class Registry:
+    """An immutable, parsed snapshot of the registry document."""
+
+    def __init__(self, systems: Mapping[str, System], key_records: Mapping[str, KeyRecord]):
+        self.systems = dict(systems)
+        self._keys = dict(key_records)
+
+    @classmethod
+    def empty(cls) -> Registry:
+        return cls({}, {})
+
+    @classmethod
+    def parse(cls, document: Any) -> Registry:
+        systems: dict[str, System] = {}
+        records: dict[str, KeyRecord] = {}
+        for system_id, spec in systems_of(document).items():
+            systems[system_id] = _parse_system(system_id, spec)
+            for key_id, key_spec in (spec.get("keys") or {}).items():
+                records[key_id] = _parse_key(system_id, key_id, key_spec)
+        return cls(systems, records)
+
+    def authenticate(self, key: str) -> Caller | None:
+        key_id = keys.key_id_of(key)
+        record = self._keys.get(key_id) if key_id else None
+        if record is None or not keys.matches(key, record.hash) or not record.active:
+            return None
+        system = self.systems.get(record.system_id)
+        if system is None or system.disabled:
+            return None
+        return Caller(system=system, key_id=record.key_id)
+
+    def keys_of(self, system_id: str | None = None) -> list[KeyRecord]:
+        return [r for r in self._keys.values() if system_id in (None, r.system_id)]
+
+
+def systems_of(document: Any) -> dict[str, Any]:
+    if not isinstance(document, dict) or not isinstance(document.get("systems", {}), dict):
+        raise RegistryError("registry document must be an object with a 'systems' object")
+    systems: dict[str, Any] = document.get("systems", {})
+    return systems
+
+
+def _parse_system(system_id: str, spec: Any) -> System:
+    if not isinstance(spec, dict):
+        raise RegistryError(f"system '{system_id}' must be an object")
+    models = spec.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise RegistryError(f"system '{system_id}': 'models' must be a list of names")
+    return System(
+        id=system_id,
+        name=str(spec.get("name", "")),
+        models=frozenset(models),
+        disabled=bool(spec.get("disabled", False)),
+    )
+
+
+def _parse_key(system_id: str, key_id: str, spec: Any) -> KeyRecord:
+    if not isinstance(spec, dict) or not isinstance(spec.get("hash"), str):
+        raise RegistryError(f"key '{key_id}' of system '{system_id}' needs a 'hash'")
+    return KeyRecord(
+        key_id=key_id,
+        system_id=system_id,
+        hash=spec["hash"],
+        label=str(spec.get("label", "")),
+        created=str(spec.get("created", "")),
+        revoked=spec.get("revoked"),
+    )

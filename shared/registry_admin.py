@@ -1,0 +1,132 @@
+"""Edits to the registry document, applied with optimistic concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from shared import keys
+from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
+from shared.registry_store import ConcurrentEdit, RegistryStore
+
+T = TypeVar("T")
+Document = dict[str, Any]
+MAX_ATTEMPTS = 10
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def read_document(store: RegistryStore) -> tuple[Document, str | None]:
+    stored = await store.read(None)
+    assert stored is not None
+    if stored.data is None:
+        return {"version": 1, "systems": {}}, None
+    document = json.loads(stored.data)
+    systems_of(document)
+    return document, stored.etag
+
+
+async def edit(store: RegistryStore, change: Callable[[Document], T]) -> T:
+    """Apply `change` to the latest document and write it back, retrying on races."""
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+        document, etag = await read_document(store)
+        result = change(document)
+        data = json.dumps(document, indent=2, sort_keys=True).encode()
+        try:
+            await store.write(data, etag)
+        except ConcurrentEdit:
+            continue
+        return result
+    raise RegistryError("the registry kept changing underneath this edit; try again")
+
+
+def system_of(document: Document, system_id: str) -> dict[str, Any]:
+    system = systems_of(document).get(system_id)
+    if system is None:
+        raise RegistryError(f"no system '{system_id}'")
+    assert isinstance(system, dict)
+    return system
+
+
+def create_system(system_id: str, name: str, models: list[str]) -> Callable[[Document], None]:
+    if not SYSTEM_ID_PATTERN.match(system_id):
+        raise RegistryError("a system id is 1-64 letters, digits, '.', '_' or '-'")
+
+    def change(document: Document) -> None:
+        systems = document.setdefault("systems", {})
+        if system_id in systems:
+            raise RegistryError(f"system '{system_id}' already exists")
+        systems[system_id] = {
+            "name": name,
+            "models": sorted(set(models)),
+            "disabled": False,
+            "created": now(),
+            "keys": {},
+        }
+
+    return change
+
+
+def update_system(
+    system_id: str,
+    *,
+    name: str | None = None,
+    models: list[str] | None = None,
+    add_models: Sequence[str] = (),
+    remove_models: Sequence[str] = (),
+    disabled: bool | None = None,
+) -> Callable[[Document], dict[str, Any]]:
+    def change(document: Document) -> dict[str, Any]:
+        system = system_of(document, system_id)
+        if name is not None:
+            system["name"] = name
+        current = set(system.get("models", [])) if models is None else set(models)
+        system["models"] = sorted((current | set(add_models)) - set(remove_models))
+        if disabled is not None:
+            system["disabled"] = disabled
+        return system
+
+    return change
+
+
+def delete_system(system_id: str) -> Callable[[Document], None]:
+    def change(document: Document) -> None:
+        system_of(document, system_id)
+        del document["systems"][system_id]
+
+    return change
+
+
+def add_key(system_id: str, label: str) -> tuple[keys.NewKey, Callable[[Document], None]]:
+    new = keys.generate_key()
+
+    def change(document: Document) -> None:
+        system = system_of(document, system_id)
+        system.setdefault("keys", {})[new.key_id] = {
+            "hash": new.hash,
+            "label": label,
+            "created": now(),
+            "revoked": None,
+        }
+
+    return new, change
+
+
+def revoke_key(key_id: str) -> Callable[[Document], str]:
+    def change(document: Document) -> str:
+        for system_id, system in systems_of(document).items():
+            record = (system.get("keys") or {}).get(key_id)
+            if record is not None:
+                record["revoked"] = record.get("revoked") or now()
+                return str(system_id)
+        raise RegistryError(f"no key '{key_id}'")
+
+    return change

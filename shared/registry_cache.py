@@ -1,0 +1,83 @@
+"""Keeps each instance's registry snapshot fresh without slowing requests down.
+
+A snapshot older than the refresh interval is refreshed in the background while
+requests go on using it; one older than three intervals (an idle instance) is
+refreshed before the request is answered, so a change reaches every instance
+within 3 x refresh interval at worst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from shared.errors import GatewayError
+from shared.registry import Registry, RegistryError
+from shared.registry_store import RegistryStore
+
+log = logging.getLogger("tollgate.registry")
+
+
+class RegistryCache:
+    def __init__(
+        self,
+        store: RegistryStore,
+        refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._store = store
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._registry: Registry | None = None
+        self._etag: str | None = None
+        self._loaded_at = 0.0
+        self._inflight: asyncio.Task[None] | None = None
+
+    async def current(self) -> Registry:
+        age = self._clock() - self._loaded_at
+        if self._registry is None or age > 3 * self._refresh:
+            await self._refresh_shared()
+        elif age > self._refresh and self._inflight is None:
+            self._inflight = asyncio.create_task(self._load())
+            self._inflight.add_done_callback(self._clear_inflight)
+        if self._registry is None:
+            raise GatewayError(
+                503,
+                "The systems registry is unavailable.",
+                type="server_error",
+                code="registry_unavailable",
+            )
+        return self._registry
+
+    async def _refresh_shared(self) -> None:
+        if self._inflight is None:
+            self._inflight = asyncio.create_task(self._load())
+            self._inflight.add_done_callback(self._clear_inflight)
+        await asyncio.shield(self._inflight)
+
+    def _clear_inflight(self, _task: asyncio.Task[None]) -> None:
+        self._inflight = None
+
+    async def _load(self) -> None:
+        try:
+            stored = await self._store.read(self._etag)
+        except Exception as exc:  # keep serving the last good snapshot
+            log.error("registry read failed: %s", type(exc).__name__)
+            return
+        if stored is not None:
+            self._apply(stored.data, stored.etag)
+        self._loaded_at = self._clock()
+
+    def _apply(self, data: bytes | None, etag: str | None) -> None:
+        if data is None:
+            self._registry, self._etag = Registry.empty(), None
+            return
+        try:
+            registry = Registry.parse(json.loads(data))
+        except (ValueError, RegistryError) as exc:
+            log.error("registry document rejected, keeping the previous one: %s", exc)
+            return
+        self._registry, self._etag = registry, etag

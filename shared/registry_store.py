@@ -1,0 +1,151 @@
+"""Where the registry document lives: a local file, or a blob every instance can read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+)
+from azure.storage.blob.aio import BlobClient
+
+from shared.settings import Settings
+
+
+class ConcurrentEdit(Exception):
+    """Someone else changed the registry since it was read; read again and retry."""
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    data: bytes | None  # None: no document yet
+    etag: str | None
+
+
+class RegistryStore(Protocol):
+    async def read(self, known_etag: str | None = None) -> StoredDocument | None:
+        """The document, or None when it still has `known_etag`."""
+        ...
+
+    async def write(self, data: bytes, etag: str | None) -> str:
+        """Replace the document read with `etag` (None: create it); returns the new etag."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class FileStore:
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def read(self, known_etag: str | None = None) -> StoredDocument | None:
+        return await asyncio.to_thread(self._read, known_etag)
+
+    async def write(self, data: bytes, etag: str | None) -> str:
+        return await asyncio.to_thread(self._write, data, etag)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _etag(self) -> str | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}"
+
+    def _read(self, known_etag: str | None) -> StoredDocument | None:
+        etag = self._etag()
+        if etag is not None and etag == known_etag:
+            return None
+        if etag is None:
+            return StoredDocument(data=None, etag=None)
+        return StoredDocument(data=self.path.read_bytes(), etag=etag)
+
+    def _write(self, data: bytes, etag: str | None) -> str:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._etag() != etag:
+                raise ConcurrentEdit(str(self.path))
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".systems-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            new = self._etag()
+            assert new is not None
+            return new
+
+
+class BlobStore:
+    def __init__(self, blob: BlobClient, closers: tuple[Any, ...] = ()):
+        self.blob = blob
+        self._closers = closers
+
+    def describe(self) -> str:
+        return f"{self.blob.container_name}/{self.blob.blob_name}"
+
+    async def read(self, known_etag: str | None = None) -> StoredDocument | None:
+        conditions: dict[str, Any] = {}
+        if known_etag:
+            conditions = {"etag": known_etag, "match_condition": MatchConditions.IfModified}
+        try:
+            stream = await self.blob.download_blob(**conditions)
+            data = await stream.readall()
+        except (ResourceNotModifiedError, ResourceModifiedError):
+            return None  # Azure answers 304 here; Azurite answers 412
+        except ResourceNotFoundError:
+            return StoredDocument(data=None, etag=None)
+        return StoredDocument(data=data, etag=stream.properties.etag)
+
+    async def write(self, data: bytes, etag: str | None) -> str:
+        try:
+            if etag is None:
+                result = await self.blob.upload_blob(data, overwrite=False)
+            else:
+                result = await self.blob.upload_blob(
+                    data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            raise ConcurrentEdit(self.describe()) from None
+        return str(result["etag"])
+
+    async def aclose(self) -> None:
+        await self.blob.close()
+        for closer in self._closers:
+            await closer.close()
+
+
+def store_from_settings(settings: Settings) -> FileStore | BlobStore:
+    location = settings.registry
+    if settings.registry_connection_string:
+        container, _, blob_name = location.partition("/")
+        blob = BlobClient.from_connection_string(
+            settings.registry_connection_string, container_name=container, blob_name=blob_name
+        )
+        return BlobStore(blob)
+    if location.startswith("https://"):
+        from shared.secrets import build_credential
+
+        credential = build_credential(settings.azure_client_id)
+        return BlobStore(BlobClient.from_blob_url(location, credential=credential), (credential,))
+    return FileStore(location)

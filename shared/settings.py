@@ -1,0 +1,92 @@
+"""Settings, read from the environment once per process.
+
+Every setting is listed in local.settings.sample.json and the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+DEFAULT_REGISTRY_PATH = ".tollgate/systems.json"
+DEFAULT_SIMULATOR_URL = "http://127.0.0.1:7072"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str | None
+    config_json: str | None
+    simulator_url: str
+    registry: str
+    registry_connection_string: str | None
+    registry_refresh_seconds: float
+    keyvault_url: str | None
+    azure_client_id: str | None
+    keyvault_ca_file: str | None
+    keyvault_verify_challenge_resource: bool
+    secret_ttl_seconds: float
+    max_body_bytes: int
+    upstream_connect_timeout: float
+    upstream_read_timeout: float
+    upstream_pool_size: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        return cls(
+            config_path=_opt(e, "TOLLGATE_CONFIG"),
+            config_json=_opt(e, "TOLLGATE_CONFIG_JSON"),
+            simulator_url=e.get("TOLLGATE_SIMULATOR_URL", DEFAULT_SIMULATOR_URL).rstrip("/"),
+            registry=e.get("TOLLGATE_REGISTRY", DEFAULT_REGISTRY_PATH),
+            registry_connection_string=_opt(e, "TOLLGATE_REGISTRY_CONNECTION_STRING"),
+            registry_refresh_seconds=_float(e, "TOLLGATE_REGISTRY_REFRESH_SECONDS", 10.0),
+            keyvault_url=_opt(e, "TOLLGATE_KEYVAULT_URL"),
+            azure_client_id=_opt(e, "AZURE_CLIENT_ID"),
+            keyvault_ca_file=_opt(e, "TOLLGATE_KEYVAULT_CA_FILE"),
+            keyvault_verify_challenge_resource=_bool(
+                e, "TOLLGATE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE", True
+            ),
+            secret_ttl_seconds=_float(e, "TOLLGATE_SECRET_TTL_SECONDS", 300.0),
+            max_body_bytes=int(_float(e, "TOLLGATE_MAX_BODY_BYTES", 16 * 1024 * 1024)),
+            upstream_connect_timeout=_float(e, "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+            upstream_read_timeout=_float(e, "TOLLGATE_UPSTREAM_READ_TIMEOUT", 300.0),
+            upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
+            log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a number") from None
+    if value < 0:
+        raise ValueError(f"setting {name} must not be negative")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"setting {name} must be true or false")

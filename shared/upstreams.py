@@ -1,0 +1,168 @@
+"""The gateway configuration: upstream deployments and the public models mapped onto them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings
+
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
+SEED_CHAT_MODELS = (
+    "gpt-4o",
+    "gpt-4-turbo",
+    "gpt-35-turbo",
+    "gpt-35-turbo-16k",
+    "gpt-35-turbo-0613",
+)
+SEED_EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-ada-002")
+SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
+
+
+class Operation(StrEnum):
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
+_AZURE_PATHS = {Operation.CHAT: "chat/completions", Operation.EMBEDDINGS: "embeddings"}
+_OPENAI_PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
+
+
+class ConfigError(ValueError):
+    """The gateway configuration is invalid; raised at start-up, never per request."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    kind: str  # "azure" or "openai"
+    base_url: str
+    target: str  # Azure deployment name, or OpenAI model name
+    key_secret: str
+    api_version: str = DEFAULT_AZURE_API_VERSION
+
+    def url(self, op: Operation) -> str:
+        if self.kind == "azure":
+            return (
+                f"{self.base_url}/openai/deployments/{self.target}/{_AZURE_PATHS[op]}"
+                f"?api-version={self.api_version}"
+            )
+        return f"{self.base_url}{_OPENAI_PATHS[op]}"
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        if self.kind == "azure":
+            return {"api-key": key}
+        return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True)
+class PublicModel:
+    name: str
+    operation: Operation
+    upstream: Upstream
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    upstreams: dict[str, Upstream]
+    models: dict[str, PublicModel]
+
+
+def load_config(settings: Settings) -> GatewayConfig:
+    if settings.config_json:
+        return parse_config(_decode(settings.config_json, "TOLLGATE_CONFIG_JSON"))
+    if settings.config_path:
+        text = Path(settings.config_path).read_text(encoding="utf-8")
+        return parse_config(_decode(text, settings.config_path))
+    return simulator_config(settings.simulator_url)
+
+
+def simulator_config(simulator_url: str) -> GatewayConfig:
+    """The embedded default: every seed model served by the built-in simulator."""
+    upstreams: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    for name in SEED_CHAT_MODELS + SEED_EMBEDDING_MODELS:
+        upstreams[f"sim-{name}"] = {
+            "type": "azure",
+            "endpoint": simulator_url,
+            "deployment": name,
+            "key_secret": SIMULATOR_KEY_SECRET,
+        }
+        kind = "embeddings" if name in SEED_EMBEDDING_MODELS else "chat"
+        models[name] = {"upstream": f"sim-{name}", "kind": kind}
+    return parse_config({"upstreams": upstreams, "models": models})
+
+
+def parse_config(raw: Any) -> GatewayConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("gateway configuration must be a JSON object")
+    upstreams = {
+        name: _parse_upstream(name, spec) for name, spec in _section(raw, "upstreams").items()
+    }
+    models = {
+        name: _parse_model(name, spec, upstreams) for name, spec in _section(raw, "models").items()
+    }
+    return GatewayConfig(upstreams=upstreams, models=models)
+
+
+def _decode(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}") from None
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    section = raw.get(key)
+    if not isinstance(section, dict) or not section:
+        raise ConfigError(f"gateway configuration needs a non-empty '{key}' object")
+    return section
+
+
+def _require(spec: dict[str, Any], field: str, where: str) -> str:
+    value = spec.get(field)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: '{field}' is required")
+    return value
+
+
+def _parse_upstream(name: str, spec: Any) -> Upstream:
+    where = f"upstream '{name}'"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be an object")
+    kind = spec.get("type")
+    if kind == "azure":
+        return Upstream(
+            name=name,
+            kind="azure",
+            base_url=_require(spec, "endpoint", where).rstrip("/"),
+            target=_require(spec, "deployment", where),
+            key_secret=_require(spec, "key_secret", where),
+            api_version=spec.get("api_version") or DEFAULT_AZURE_API_VERSION,
+        )
+    if kind == "openai":
+        return Upstream(
+            name=name,
+            kind="openai",
+            base_url=spec.get("base_url", "https://api.openai.com/v1").rstrip("/"),
+            target=_require(spec, "model", where),
+            key_secret=_require(spec, "key_secret", where),
+        )
+    raise ConfigError(f"{where}: 'type' must be 'azure' or 'openai'")
+
+
+def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> PublicModel:
+    where = f"model '{name}'"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be an object")
+    upstream = _require(spec, "upstream", where)
+    if upstream not in upstreams:
+        raise ConfigError(f"{where}: unknown upstream '{upstream}'")
+    try:
+        operation = Operation(spec.get("kind", "chat"))
+    except ValueError:
+        raise ConfigError(f"{where}: 'kind' must be 'chat' or 'embeddings'") from None
+    return PublicModel(name=name, operation=operation, upstream=upstreams[upstream])

@@ -1,0 +1,100 @@
+"""function_app.py's registrations, and the ASGI host built from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from starlette.routing import Route
+
+import asgi
+import function_app
+from shared import routes
+from shared.asgi_host import host_route_prefix, http_routes, route_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = {
+    "gateway_chat_completions": ("gateway/chat/completions/{model}", ["POST"]),
+    "gateway_embeddings": ("gateway/embeddings/{model}", ["POST"]),
+    "azure_chat_completions": ("openai/deployments/{deployment}/chat/completions", ["POST"]),
+    "azure_embeddings": ("openai/deployments/{deployment}/embeddings", ["POST"]),
+    "azure_models": ("openai/models", ["GET"]),
+    "openai_chat_completions": ("v1/chat/completions", ["POST"]),
+    "openai_embeddings": ("v1/embeddings", ["POST"]),
+    "openai_models": ("v1/models", ["GET"]),
+    "healthz": ("healthz", ["GET"]),
+    "fallback": ("{*path}", list(routes.ALL_METHODS)),
+}
+
+
+@pytest.fixture(scope="module")
+def functions() -> dict[str, Any]:
+    # get_functions() works once per FunctionApp and asgi.py used it: load a fresh copy.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("function_app_copy", ROOT / "function_app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {f.get_function_name(): f for f in module.app.get_functions()}
+
+
+def test_every_route_with_its_methods_and_auth_level(functions: dict[str, Any]) -> None:
+    assert set(functions) == set(EXPECTED)
+    for name, (route, methods) in EXPECTED.items():
+        trigger = functions[name].get_trigger().get_dict_repr()
+        assert trigger["type"] == "httpTrigger"
+        assert trigger["route"] == route
+        assert [m.value for m in trigger["methods"]] == methods
+        assert trigger["authLevel"] == func.AuthLevel.ANONYMOUS
+
+
+def test_every_http_function_is_async(functions: dict[str, Any]) -> None:
+    import inspect
+
+    for function in functions.values():
+        assert inspect.iscoroutinefunction(function.get_user_function())
+
+
+def test_host_json_drops_the_api_prefix() -> None:
+    assert host_route_prefix(ROOT / "host.json") == ""
+
+
+@pytest.mark.parametrize(
+    ("template", "prefix", "path"),
+    [
+        ("gateway/chat/completions/{model}", "", "/gateway/chat/completions/{model}"),
+        ("{*path}", "", "/{path:path}"),
+        ("items/{id:int}", "api", "/api/items/{id:int}"),
+        ("items/{id:guid}/x", "/api/", "/api/items/{id:uuid}/x"),
+        ("v1/models", "", "/v1/models"),
+    ],
+)
+def test_route_templates_translate(template: str, prefix: str, path: str) -> None:
+    assert route_path(template, prefix) == path
+
+
+def test_asgi_app_is_built_from_the_registrations() -> None:
+    served = {r.name: r for r in asgi.app.routes if isinstance(r, Route)}
+    assert set(served) == set(EXPECTED)
+    endpoint = served["gateway_chat_completions"].endpoint
+    assert endpoint.__module__ == function_app.__name__
+    assert endpoint.__name__ == "gateway_chat_completions"
+    assert list(served)[-1] == "fallback"  # the catch-all is tried last
+
+
+def test_non_http_triggers_are_not_served() -> None:
+    app = func.FunctionApp()
+
+    @app.timer_trigger(schedule="0 */5 * * * *", arg_name="timer")
+    def tick(timer: func.TimerRequest) -> None:
+        return None
+
+    @app.route(route="ping", methods=["GET"])
+    async def ping(req: Any) -> str:
+        return "pong"
+
+    assert [r.path for r in http_routes(app, "api")] == ["/api/ping"]
