@@ -43,7 +43,7 @@ def test_seed_requests_snippet(live: Live) -> None:
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["object"] == "chat.completion"
-        assert "電動車" in body["choices"][0]["message"]["content"]
+        assert body["choices"][0]["message"]["content"].startswith("Echo: 電 動 車")
         assert response.headers["x-tollgate-upstream"] == f"sim-{model}"
         assert response.headers["x-request-id"].startswith("req_")
 
