@@ -4,6 +4,8 @@ from pathlib import Path
 
 import function_app
 from shared.asgi_host import build_asgi_app
-from shared.gateway import close_gateway
+from shared.gateway import close_gateway, start_gateway
 
-app = build_asgi_app(function_app.app, Path(__file__).with_name("host.json"), close_gateway)
+app = build_asgi_app(
+    function_app.app, Path(__file__).with_name("host.json"), start_gateway, close_gateway
+)

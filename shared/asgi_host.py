@@ -65,10 +65,13 @@ def http_routes(function_app: Any, prefix: str) -> list[Route]:
 def build_asgi_app(
     function_app: Any,
     host_json: Path,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await on_startup()
         yield
         if on_shutdown is not None:
             await on_shutdown()

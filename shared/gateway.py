@@ -6,14 +6,18 @@ so configuration is parsed once and never per request.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from shared.errors import GatewayError
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.secrets import CachedSecrets, build_secret_provider
 from shared.settings import Settings, get_settings
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
+
+log = logging.getLogger("tollgate")
 
 
 @dataclass
@@ -57,8 +61,26 @@ _gateway: Gateway | None = None
 def get_gateway() -> Gateway:
     global _gateway
     if _gateway is None:
-        _gateway = Gateway.from_settings(get_settings())
+        try:
+            _gateway = Gateway.from_settings(get_settings())
+        except (ValueError, OSError) as exc:  # ConfigError is a ValueError
+            log.error("gateway configuration rejected: %s", exc)
+            raise GatewayError(
+                500,
+                "The gateway is misconfigured.",
+                type="server_error",
+                code="gateway_misconfigured",
+            ) from exc
+        logging.getLogger("tollgate").setLevel(_gateway.settings.log_level)
     return _gateway
+
+
+async def start_gateway() -> None:
+    """Build the gateway at host start-up so that a bad configuration stops the host."""
+    try:
+        get_gateway()
+    except GatewayError as exc:
+        raise SystemExit(f"tollgate: {exc.__cause__}") from None
 
 
 async def close_gateway() -> None:

@@ -24,9 +24,9 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
     """Chat completions and embeddings, in any of the three route styles."""
     started = time.perf_counter()
     request_id = request_id_of(request)
-    gateway = get_gateway()
     system_id = model_name = "-"
     try:
+        gateway = get_gateway()
         caller = await authenticate(request, gateway.registry)
         system_id = caller.system.id
         body = await read_json_body(request, gateway.settings.max_body_bytes)
@@ -41,8 +41,8 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
 
 async def list_models(request: Request) -> Response:
     request_id = request_id_of(request)
-    gateway = get_gateway()
     try:
+        gateway = get_gateway()
         caller = await authenticate(request, gateway.registry)
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -32,12 +33,12 @@ class Live:
     def url(self) -> str:
         return self.gateway.url
 
-    def sim(self, method: str, path: str, json: object = None) -> requests.Response:
+    def sim(self, method: str, path: str, json: Any = None) -> requests.Response:
         resp = requests.request(method, f"{self.simulator.url}/_sim/{path}", json=json, timeout=5)
         resp.raise_for_status()
         return resp
 
-    def sim_requests(self) -> list[dict[str, object]]:
+    def sim_requests(self) -> list[dict[str, Any]]:
         data = self.sim("GET", "requests").json()
         return list(data["requests"] if isinstance(data, dict) else data)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
@@ -75,6 +77,7 @@ def test_invalid_system_ids(bad: str) -> None:
 
 
 def test_malformed_documents_are_rejected() -> None:
+    bad: Any
     for bad in ([], {"systems": []}, {"systems": {"a": {"keys": {"k": {}}}}}):
         with pytest.raises(RegistryError):
             Registry.parse(bad)
@@ -119,7 +122,7 @@ def azurite_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @pytest.fixture
 async def blob_settings(azurite_connection: str) -> AsyncIterator[Settings]:
     async with BlobServiceClient.from_connection_string(azurite_connection) as service:
-        container = f"registry{abs(hash(asyncio.current_task())) % 10**8}"
+        container = f"registry{uuid.uuid4().hex[:12]}"
         await service.create_container(container)
         env = {
             "TOLLGATE_REGISTRY": f"{container}/systems.json",
@@ -203,7 +206,7 @@ def test_cli_keys_create_prints_only_the_key(tmp_path: Path) -> None:
     stored = (tmp_path / "systems.json").read_text()
     assert key not in stored and keys.hash_key(key) in stored
     listed = tollgate("keys", "list", "--system", "0003R3", env=env)
-    assert keys.key_id_of(key) in listed.stdout and key not in listed.stdout
+    assert str(keys.key_id_of(key)) in listed.stdout and key not in listed.stdout
     shown = tollgate("systems", "show", "0003R3", env=env)
     assert "sha256:" not in shown.stdout and json.loads(shown.stdout)["models"] == ["gpt-4o"]
     updated = tollgate(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import openai
 import pytest
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Live
 
 API_VERSION = "2024-10-21"
-MESSAGES = [{"role": "user", "content": "Tell me about Tollgate"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about Tollgate"}]
 
 
 def sync_client(live: Live, kind: str, key: str | None = None) -> OpenAI:

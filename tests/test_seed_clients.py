@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 from openai import AzureOpenAI
 
@@ -22,7 +24,9 @@ def test_seed_azure_openai_snippet(live: Live) -> None:
             {"role": "user", "content": "Do other Azure AI services support this too?"},
         ],
     )
-    assert "Do other Azure AI services support this too?" in response.choices[0].message.content
+    assert "Do other Azure AI services support this too?" in str(
+        response.choices[0].message.content
+    )
     assert response.usage is not None and response.usage.total_tokens > 0
 
 
@@ -51,7 +55,7 @@ def test_seed_requests_snippet(live: Live) -> None:
 def test_upstream_sees_its_own_key_and_model_never_the_clients(live: Live) -> None:
     live.sim("DELETE", "requests")
     url = f"{live.url}/gateway/chat/completions/gpt-4o"
-    payload = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.25, "seed": 7}
+    payload: Any = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.25, "seed": 7}
     response = requests.post(url, headers={"api-key": live.seed_key}, json=payload, timeout=30)
     assert response.status_code == 200
     (seen,) = live.sim_requests()

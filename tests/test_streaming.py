@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -13,7 +14,7 @@ from openai import OpenAI
 
 from tests.conftest import Live
 
-CHAT = {"messages": [{"role": "user", "content": "stream please"}], "stream": True}
+CHAT: Any = {"messages": [{"role": "user", "content": "stream please"}], "stream": True}
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def _wait_for_record(live: Live, predicate: str) -> dict[str, object]:
     deadline = time.monotonic() + 5
     while True:
         records = live.sim_requests()
-        if records and records[-1].get(predicate) or time.monotonic() > deadline:
+        if (records and records[-1].get(predicate)) or time.monotonic() > deadline:
             return records[-1]
         time.sleep(0.05)
 

@@ -1,0 +1,55 @@
+"""The simulator application: route table, common response headers and in-process start-up."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from .config import SimulatorConfig
+from .control import add_control_routes
+from .handlers import route
+from .state import REQUEST_ID, STATE, SimState
+
+_AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    azure = request.path.startswith("/openai/")
+    request_id = request.get(REQUEST_ID) or str(uuid.uuid4())
+    response.headers.setdefault("x-request-id", request_id)
+    if azure:
+        response.headers.setdefault("apim-request-id", request_id)
+        response.headers.setdefault("x-ms-region", "Simulated")
+
+
+def create_app(config: SimulatorConfig) -> web.Application:
+    """The simulator app; ``config`` stays live (``/_sim/config`` edits this same object)."""
+    app = web.Application()
+    app[STATE] = SimState(config)
+    app.on_response_prepare.append(_common_headers)
+    router = app.router
+    router.add_post("/v1/chat/completions", route("chat", azure=False))
+    router.add_post("/v1/embeddings", route("embeddings", azure=False))
+    router.add_get("/v1/models", route("models", azure=False))
+    router.add_post(f"{_AZURE_DEPLOYMENT}/chat/completions", route("chat", azure=True))
+    router.add_post(f"{_AZURE_DEPLOYMENT}/embeddings", route("embeddings", azure=True))
+    router.add_get("/openai/models", route("models", azure=True))
+    add_control_routes(app)
+    # Registered last so that they only catch what nothing above matched.
+    router.add_route("*", "/v1/{tail:.*}", route("unknown", azure=False))
+    router.add_route("*", "/openai/{tail:.*}", route("unknown", azure=True))
+    return app
+
+
+async def start_simulator(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
+    """Start serving in the running loop; stop with ``await runner.cleanup()``."""
+    runner = web.AppRunner(
+        create_app(config), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner, f"http://{host}:{site.port}"

@@ -1,0 +1,135 @@
+"""Deterministic content: model catalog, token counting, reply text and embedding vectors."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import math
+import random
+import re
+import sys
+from array import array
+from collections.abc import Iterable
+from typing import Any
+
+CHAT_MODELS = frozenset(
+    {"gpt-4o", "gpt-4-turbo", "gpt-35-turbo", "gpt-35-turbo-16k", "gpt-35-turbo-0613"}
+)
+EMBEDDING_MODELS = frozenset({"text-embedding-3-small", "text-embedding-ada-002"})
+EMBEDDING_DIMS = {"text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}
+# Only text-embedding-3-* accept the `dimensions` parameter.
+DIMENSIONS_ALLOWED = frozenset({"text-embedding-3-small"})
+
+# OpenAI answers with the resolved snapshot name; Azure with the base model name.
+_OPENAI_SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4-turbo": "gpt-4-turbo-2024-04-09"}
+
+
+def response_model(model: str, azure: bool) -> str:
+    return model if azure else _OPENAI_SNAPSHOTS.get(model, model)
+
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+
+
+def count_tokens(text: str) -> int:
+    """Whitespace-separated words plus one token per CJK character (a tiktoken stand-in)."""
+    return len(_TOKEN_RE.findall(text))
+
+
+def split_tokens(text: str) -> list[str]:
+    """The pieces ``count_tokens`` counts, in order."""
+    return _TOKEN_RE.findall(text)
+
+
+def _content_tokens(value: Any) -> int:
+    if isinstance(value, str):
+        return count_tokens(value)
+    if isinstance(value, list):
+        return sum(
+            count_tokens(part["text"])
+            for part in value
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return 0
+
+
+def prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
+    """The cookbook formula: per message 3 + tokens of every value (+1 for `name`), plus 3."""
+    total = 3
+    for message in messages:
+        total += 3
+        for key, value in message.items():
+            total += _content_tokens(value) + (1 if key == "name" else 0)
+    return total
+
+
+def message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        return " ".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+_FILLER = (
+    "lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
+    "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua",
+)  # fmt: skip
+
+
+def reply_pieces(user_text: str, length: int) -> list[str]:
+    """Exactly ``length`` tokens: "Echo:", the user's tokens, then filler words."""
+    pieces = ["Echo:", *split_tokens(user_text)][:length]
+    missing = length - len(pieces)
+    if missing > 0:
+        pieces.extend(_FILLER[i % len(_FILLER)] for i in range(missing))
+    return pieces
+
+
+# Embeddings come from a bank of precomputed unit vectors chosen by a stable hash of the
+# input, so a request costs a dict lookup and a string join, not vector maths.
+_BUCKETS = 1024
+
+
+def _bucket(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % _BUCKETS
+
+
+@functools.lru_cache(maxsize=4096)
+def _vector(bucket: int, dims: int) -> tuple[str, str]:
+    """(JSON float list, base64 of little-endian float32) for one bank entry."""
+    rng = random.Random(bucket * 100_003 + dims)
+    raw = [rng.gauss(0.0, 1.0) for _ in range(dims)]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    floats = array("f", (x / norm for x in raw))
+    little_endian = array("f", floats)
+    if sys.byteorder == "big":  # pragma: no cover
+        little_endian.byteswap()
+    return json.dumps(floats.tolist()), base64.b64encode(little_endian.tobytes()).decode()
+
+
+def embedding_text(item: str | list[int]) -> str:
+    return item if isinstance(item, str) else " ".join(map(str, item))
+
+
+def embedding_json(item: str | list[int], dims: int, base64_format: bool) -> str:
+    """The JSON text of one `embedding` value."""
+    as_json, as_b64 = _vector(_bucket(embedding_text(item)), dims)
+    return f'"{as_b64}"' if base64_format else as_json
+
+
+def embedding_tokens(item: str | list[int]) -> int:
+    return count_tokens(item) if isinstance(item, str) else len(item)

@@ -1,0 +1,35 @@
+"""Shared per-app state and the keys that reach it from handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .config import SimulatorConfig
+from .faults import Fault, FaultQueue, RequestLog
+
+
+@dataclass
+class SimState:
+    config: SimulatorConfig
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    log: RequestLog = field(default_factory=RequestLog)
+
+
+@dataclass(slots=True)
+class Call:
+    """One API request on its way through the pipeline."""
+
+    request: web.Request
+    azure: bool
+    operation: str  # "chat" | "embeddings" | "models" | "unknown"
+    record: dict[str, Any]
+    body: Any = None
+    model: str | None = None
+    fault: Fault | None = None
+
+
+STATE = web.AppKey("tollgate_sim_state", SimState)
+REQUEST_ID = web.RequestKey("tollgate_sim_request_id", str)

@@ -1,0 +1,93 @@
+"""Server-sent-event streaming of a chat reply, with pacing, faults and disconnect detection."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .config import SimulatorConfig
+from .state import Call
+from .wire import DONE_FRAME, ChatReply, ChunkEncoder
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+
+
+class _Reset(Exception):
+    """The injected ``reset_after_chunks`` limit was reached."""
+
+
+class _Emitter:
+    """Writes frames one by one (each goes straight to the transport) and counts them live."""
+
+    def __init__(self, response: web.StreamResponse, call: Call) -> None:
+        self._response = response
+        self._record = call.record
+        self._reset_after = call.fault.reset_after_chunks if call.fault else None
+        self.sent = 0
+        self._record["chunks_sent"] = 0
+
+    async def send(self, frame: bytes) -> None:
+        if self._reset_after is not None and self.sent >= self._reset_after:
+            raise _Reset
+        await self._response.write(frame)
+        self.sent += 1
+        self._record["chunks_sent"] = self.sent
+
+
+class _Pacer:
+    """Spaces token k at k / tokens_per_second after the first, without drift."""
+
+    def __init__(self, tokens_per_second: float) -> None:
+        self._interval = 1 / tokens_per_second if tokens_per_second > 0 else 0.0
+        self._loop = asyncio.get_running_loop()
+        self._start = self._loop.time()
+
+    async def wait(self, k: int) -> None:
+        if self._interval:
+            delay = self._start + k * self._interval - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+def close_connection(call: Call) -> None:
+    """Drop the TCP connection: the client sees a truncated response."""
+    call.record["reset"] = True
+    transport = call.request.transport
+    if transport is not None:
+        transport.close()
+
+
+async def stream_reply(call: Call, reply: ChatReply, config: SimulatorConfig) -> web.StreamResponse:
+    response = web.StreamResponse(headers=_SSE_HEADERS)
+    emitter = _Emitter(response, call)
+    try:
+        await response.prepare(call.request)
+        await _emit(emitter, reply, config)
+        await response.write_eof()
+    except _Reset:
+        close_connection(call)
+    except ConnectionResetError:
+        call.record["client_disconnected"] = True
+    return response
+
+
+async def _emit(emitter: _Emitter, reply: ChatReply, config: SimulatorConfig) -> None:
+    encoder = ChunkEncoder(reply)
+    if reply.azure:
+        await emitter.send(encoder.azure_prompt_filter())
+    for index in range(reply.n):
+        await emitter.send(encoder.role(index))
+    if config.ttft_ms:
+        await asyncio.sleep(config.ttft_ms / 1000)
+    pacer = _Pacer(config.tokens_per_second)
+    for k, piece in enumerate(reply.text_pieces):
+        await pacer.wait(k)
+        text = piece if k == 0 else " " + piece
+        for index in range(reply.n):
+            await emitter.send(encoder.token(index, text))
+    for index in range(reply.n):
+        await emitter.send(encoder.finish(index))
+    if reply.include_usage:
+        await emitter.send(encoder.usage())
+    await emitter.send(DONE_FRAME)
