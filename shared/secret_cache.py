@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,10 @@ if TYPE_CHECKING:
     from shared.secrets import SecretProvider
 
 DEFAULT_TTL_SECONDS = 600.0
+# When a routine re-read fails, keep using the cached value and try again after this long.
+STALE_RETRY_SECONDS = 30.0
+
+log = logging.getLogger("tollgate.secrets")
 
 
 @dataclass
@@ -75,14 +80,25 @@ class CachedSecrets:
         return f"CachedSecrets({self._provider!r}, ttl_seconds={self._ttl}, cached={cached})"
 
     def _start(self, name: str, forced: bool) -> _Flight:
-        flight = _Flight(asyncio.ensure_future(self._load(name)), forced)
+        flight = _Flight(asyncio.ensure_future(self._load(name, forced)), forced)
         flight.task.add_done_callback(_consume_exception)
         self._flights[name] = flight
         return flight
 
-    async def _load(self, name: str) -> str:
+    async def _load(self, name: str, forced: bool) -> str:
         try:
             value = await self._provider.get(name)
+        except Exception as exc:
+            entry = self._entries.get(name)
+            if forced or entry is None:
+                raise
+            # The vault blinked at TTL expiry: the cached key most likely still works, and an
+            # upstream 401 would force a real re-read anyway.
+            log.warning("secret %s could not be re-read (%s); using the cached value", name,
+                        type(exc).__name__)  # fmt: skip
+            entry.fetched_at = self._clock() - self._ttl + STALE_RETRY_SECONDS
+            return entry.value
+        else:
             self._entries[name] = _Entry(value, self._clock())
             return value
         finally:

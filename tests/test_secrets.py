@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
+from shared.secret_cache import STALE_RETRY_SECONDS
 from shared.secrets import (
     CachedSecrets,
     EnvSecretProvider,
@@ -241,6 +242,31 @@ async def test_failed_fetch_reaches_every_waiter_and_is_not_cached(clock):
     assert all(isinstance(r, SecretProviderError) for r in results) and fake.calls == 1
     fake.error = None
     assert await cache.get(NAME) == OLD and fake.calls == 2
+
+
+async def test_routine_reread_failure_keeps_serving_the_cached_value(clock):
+    fake = GatedSecretProvider(OLD)
+    fake.gate.set()
+    cache = CachedSecrets(fake, ttl_seconds=60, clock=clock)
+    assert await cache.get(NAME) == OLD
+    fake.error = SecretProviderError("vault down")
+    clock.now += 61
+    assert await cache.get(NAME) == OLD and fake.calls == 2
+    clock.now += STALE_RETRY_SECONDS - 1
+    assert await cache.get(NAME) == OLD and fake.calls == 2  # no retry storm on the vault
+    clock.now += 2
+    fake.error, fake.value = None, NEW
+    assert await cache.get(NAME) == NEW and fake.calls == 3
+
+
+async def test_forced_refresh_failure_is_not_hidden(clock):
+    fake = GatedSecretProvider(OLD)
+    fake.gate.set()
+    cache = CachedSecrets(fake, ttl_seconds=60, clock=clock)
+    assert await cache.get(NAME) == OLD
+    fake.error = SecretProviderError("vault down")
+    with pytest.raises(SecretProviderError):
+        await cache.refresh(NAME, OLD)
 
 
 async def test_cancelled_waiter_does_not_cancel_the_shared_fetch(clock):
