@@ -63,6 +63,24 @@ async def openai_models(req: Request) -> Response:
     return await handlers.list_models(req)
 
 
+@app.function_name("azure_v1_chat_completions")
+@app.route(route=routes.AZURE_V1_CHAT, methods=["POST"])
+async def azure_v1_chat_completions(req: Request) -> Response:
+    return await handlers.completions(req, Style.OPENAI, Operation.CHAT)
+
+
+@app.function_name("azure_v1_embeddings")
+@app.route(route=routes.AZURE_V1_EMBEDDINGS, methods=["POST"])
+async def azure_v1_embeddings(req: Request) -> Response:
+    return await handlers.completions(req, Style.OPENAI, Operation.EMBEDDINGS)
+
+
+@app.function_name("azure_v1_models")
+@app.route(route=routes.AZURE_V1_MODELS, methods=["GET"])
+async def azure_v1_models(req: Request) -> Response:
+    return await handlers.list_models(req)
+
+
 @app.function_name("healthz")
 @app.route(route=routes.HEALTH, methods=["GET"])
 async def healthz(req: Request) -> Response:

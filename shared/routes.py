@@ -15,7 +15,7 @@ class Style(StrEnum):
 
     GATEWAY = "gateway"  # the seed's: model in the path
     AZURE = "azure"  # AzureOpenAI SDK: deployment in the path
-    OPENAI = "openai"  # OpenAI SDK: model in the body
+    OPENAI = "openai"  # OpenAI SDK (also on Azure's v1 paths): model in the body
 
 
 GATEWAY_CHAT = "gateway/chat/completions/{model}"
@@ -26,6 +26,9 @@ AZURE_MODELS = "openai/models"
 OPENAI_CHAT = "v1/chat/completions"
 OPENAI_EMBEDDINGS = "v1/embeddings"
 OPENAI_MODELS = "v1/models"
+AZURE_V1_CHAT = "openai/v1/chat/completions"
+AZURE_V1_EMBEDDINGS = "openai/v1/embeddings"
+AZURE_V1_MODELS = "openai/v1/models"
 HEALTH = "healthz"
 FALLBACK = "{*path}"
 
@@ -38,6 +41,9 @@ METHODS: dict[str, tuple[str, ...]] = {
     OPENAI_CHAT: ("POST",),
     OPENAI_EMBEDDINGS: ("POST",),
     OPENAI_MODELS: ("GET",),
+    AZURE_V1_CHAT: ("POST",),
+    AZURE_V1_EMBEDDINGS: ("POST",),
+    AZURE_V1_MODELS: ("GET",),
     HEALTH: ("GET",),
 }
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -25,6 +25,9 @@ EXPECTED = {
     "openai_chat_completions": ("v1/chat/completions", ["POST"]),
     "openai_embeddings": ("v1/embeddings", ["POST"]),
     "openai_models": ("v1/models", ["GET"]),
+    "azure_v1_chat_completions": ("openai/v1/chat/completions", ["POST"]),
+    "azure_v1_embeddings": ("openai/v1/embeddings", ["POST"]),
+    "azure_v1_models": ("openai/v1/models", ["GET"]),
     "healthz": ("healthz", ["GET"]),
     "fallback": ("{*path}", list(routes.ALL_METHODS)),
 }

@@ -15,6 +15,8 @@ MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell 
 
 def sync_client(live: Live, kind: str, key: str | None = None) -> OpenAI:
     key = key or live.seed_key
+    if kind == "azure-v1":
+        return OpenAI(base_url=f"{live.url}/openai/v1", api_key=key, max_retries=0)
     if kind == "azure":
         return AzureOpenAI(
             azure_endpoint=live.url, api_key=key, api_version=API_VERSION, max_retries=0
@@ -30,14 +32,14 @@ def async_client(live: Live, kind: str) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=f"{live.url}/v1", api_key=live.seed_key, max_retries=0)
 
 
-@pytest.mark.parametrize("kind", ["azure", "openai"])
+@pytest.mark.parametrize("kind", ["azure", "openai", "azure-v1"])
 def test_sync_chat(live: Live, kind: str) -> None:
     reply = sync_client(live, kind).chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert "Tell me about Tollgate" in (reply.choices[0].message.content or "")
     assert reply.usage is not None and reply.usage.prompt_tokens > 0
 
 
-@pytest.mark.parametrize("kind", ["azure", "openai"])
+@pytest.mark.parametrize("kind", ["azure", "openai", "azure-v1"])
 def test_sync_chat_stream(live: Live, kind: str) -> None:
     stream = sync_client(live, kind).chat.completions.create(
         model="gpt-35-turbo", messages=MESSAGES, stream=True
@@ -65,7 +67,7 @@ async def test_async_chat_and_stream(live: Live, kind: str) -> None:
     assert text == reply.choices[0].message.content
 
 
-@pytest.mark.parametrize("kind", ["azure", "openai"])
+@pytest.mark.parametrize("kind", ["azure", "openai", "azure-v1"])
 def test_sync_embeddings(live: Live, kind: str) -> None:
     result = sync_client(live, kind).embeddings.create(
         model="text-embedding-3-small", input=["first text", "second text"]
@@ -98,7 +100,7 @@ def test_embeddings_via_the_seed_style_route(live: Live) -> None:
     assert response.json()["data"][0]["object"] == "embedding"
 
 
-@pytest.mark.parametrize("kind", ["azure", "openai"])
+@pytest.mark.parametrize("kind", ["azure", "openai", "azure-v1"])
 def test_models_list_shows_only_allowed_models(live: Live, kind: str) -> None:
     seed = {m.id for m in sync_client(live, kind).models.list()}
     assert {"gpt-4o", "gpt-35-turbo-16k", "text-embedding-3-small"} <= seed
