@@ -5,7 +5,12 @@ from pathlib import Path
 import function_app
 from shared.asgi_host import build_asgi_app
 from shared.gateway import close_gateway, start_gateway
+from shared.handlers import fallback
 
 app = build_asgi_app(
-    function_app.app, Path(__file__).with_name("host.json"), start_gateway, close_gateway
+    function_app.app,
+    Path(__file__).with_name("host.json"),
+    on_startup=start_gateway,
+    on_shutdown=close_gateway,
+    unrouted=fallback,
 )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\??\}")
@@ -67,7 +69,10 @@ def build_asgi_app(
     host_json: Path,
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    unrouted: Callable[[Request], Awaitable[Response]] | None = None,
 ) -> Starlette:
+    """`unrouted` answers what no registered route takes (e.g. a method no route lists)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
@@ -77,4 +82,11 @@ def build_asgi_app(
             await on_shutdown()
 
     routes = http_routes(function_app, host_route_prefix(host_json))
-    return Starlette(routes=routes, lifespan=lifespan)
+    handlers: dict[Any, Any] = {}
+    if unrouted is not None:
+
+        async def answer(request: Request, _exc: Exception) -> Response:
+            return await unrouted(request)
+
+        handlers = {404: answer, 405: answer}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)

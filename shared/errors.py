@@ -29,12 +29,10 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
     def to_response(self, extra_headers: dict[str, str] | None = None) -> Response:
-        return error_response(
-            self.status,
-            self.message,
-            type=self.type,
-            code=self.code,
-            param=self.param,
+        return Response(
+            content=error_body(self.message, type=self.type, code=self.code, param=self.param),
+            status_code=self.status,
+            media_type="application/json",
             headers={**self.headers, **(extra_headers or {})},
         )
 
@@ -44,23 +42,6 @@ def error_body(
 ) -> bytes:
     envelope = {"error": {"message": message, "type": type, "param": param, "code": code}}
     return json.dumps(envelope).encode()
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    type: str = "invalid_request_error",
-    code: str | None = None,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return Response(
-        content=error_body(message, type=type, code=code, param=param),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 def bad_request(

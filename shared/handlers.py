@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.access import allowed_models, authenticate, resolve_model
-from shared.errors import GatewayError, error_response
+from shared.errors import GatewayError, not_found
 from shared.gateway import get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
 from shared.relay import forward
@@ -64,13 +64,12 @@ async def health(request: Request) -> Response:
 async def fallback(request: Request) -> Response:
     methods = allowed_methods(request.url.path)
     if methods is None:
-        return error_response(404, "Unknown route.", type="not_found_error", code="not_found")
-    return error_response(
-        405,
-        f"Method {request.method} is not allowed here; use {', '.join(methods)}.",
-        code="method_not_allowed",
-        headers={"allow": ", ".join(methods)},
-    )
+        error = not_found("Unknown route.", "not_found")
+    else:
+        allow = ", ".join(methods)
+        message = f"Method {request.method} is not allowed here; use {allow}."
+        error = GatewayError(405, message, code="method_not_allowed", headers={"allow": allow})
+    return error.to_response({"x-request-id": request_id_of(request)})
 
 
 def _model_name(request: Request, style: Style, body: dict[str, object]) -> object:

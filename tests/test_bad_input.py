@@ -149,6 +149,11 @@ def test_wrong_method(live: Live, method: str, path: str) -> None:
     assert response.headers["allow"]
 
 
+def test_a_method_no_route_lists(live: Live) -> None:
+    response = requests.request("TRACE", f"{live.url}/v1/models", timeout=30)
+    assert_error(response, 405, "method_not_allowed")
+
+
 def test_unknown_route(live: Live) -> None:
     response = requests.get(f"{live.url}/admin/secrets", timeout=30)
     assert_error(response, 404, "not_found")
