@@ -20,6 +20,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob.aio import BlobClient
 
+from shared.blob_location import blob_client, parse_location
 from shared.settings import Settings
 
 
@@ -136,16 +137,8 @@ class BlobStore:
 
 
 def store_from_settings(settings: Settings) -> FileStore | BlobStore:
-    location = settings.registry
-    if settings.registry_connection_string:
-        container, _, blob_name = location.partition("/")
-        blob = BlobClient.from_connection_string(
-            settings.registry_connection_string, container_name=container, blob_name=blob_name
-        )
-        return BlobStore(blob)
-    if location.startswith("https://"):
-        from shared.secrets import build_credential
-
-        credential = build_credential(settings.azure_client_id)
-        return BlobStore(BlobClient.from_blob_url(location, credential=credential), (credential,))
-    return FileStore(location)
+    location = parse_location(settings.registry, settings.storage_connection_string)
+    if isinstance(location, Path):
+        return FileStore(location)
+    blob, credential = blob_client(location, settings.azure_client_id)
+    return BlobStore(blob, (credential,) if credential is not None else ())

@@ -20,7 +20,7 @@ class Settings:
     config_json: str | None
     simulator_url: str
     registry: str
-    registry_connection_string: str | None
+    storage_connection_string: str | None
     registry_refresh_seconds: float
     keyvault_url: str | None
     azure_client_id: str | None
@@ -41,7 +41,7 @@ class Settings:
             config_json=_opt(e, "TOLLGATE_CONFIG_JSON"),
             simulator_url=e.get("TOLLGATE_SIMULATOR_URL", DEFAULT_SIMULATOR_URL).rstrip("/"),
             registry=e.get("TOLLGATE_REGISTRY", DEFAULT_REGISTRY_PATH),
-            registry_connection_string=_opt(e, "TOLLGATE_REGISTRY_CONNECTION_STRING"),
+            storage_connection_string=_opt(e, "TOLLGATE_STORAGE_CONNECTION_STRING"),
             registry_refresh_seconds=_float(e, "TOLLGATE_REGISTRY_REFRESH_SECONDS", 10.0),
             keyvault_url=_opt(e, "TOLLGATE_KEYVAULT_URL"),
             azure_client_id=_opt(e, "AZURE_CLIENT_ID"),

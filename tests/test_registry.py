@@ -126,7 +126,7 @@ async def blob_settings(azurite_connection: str) -> AsyncIterator[Settings]:
         await service.create_container(container)
         env = {
             "TOLLGATE_REGISTRY": f"{container}/systems.json",
-            "TOLLGATE_REGISTRY_CONNECTION_STRING": azurite_connection,
+            "TOLLGATE_STORAGE_CONNECTION_STRING": azurite_connection,
         }
         yield Settings.from_env(env)
 

@@ -1,0 +1,79 @@
+"""Where a blob-backed store lives: a local folder, Azurite, or Azure through managed identity.
+
+One rule for every store (registry, probe results, ...):
+- `https://<account>.blob.core.windows.net/<container>[/<path>]`: Azure, managed identity;
+- `<container>[/<path>]` when TOLLGATE_STORAGE_CONNECTION_STRING is set: that account (Azurite);
+- anything else: a local path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.storage.blob.aio import BlobClient, ContainerClient
+
+from shared.secrets import build_credential
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    container: str
+    path: str  # a blob name, or a prefix ("" for the whole container)
+    account_url: str | None = None  # set for managed identity
+    connection_string: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.container}/{self.path}".rstrip("/")
+
+
+def parse_location(location: str, connection_string: str | None) -> BlobLocation | Path:
+    if location.startswith("https://"):
+        parts = urlsplit(location)
+        segments = parts.path.strip("/").split("/")
+        # Azurite and other emulators put the account name first in the path.
+        account_segments = 1 if parts.hostname in ("127.0.0.1", "localhost") else 0
+        account_path = "/".join(segments[:account_segments])
+        account_url = f"https://{parts.netloc}/{account_path}".rstrip("/")
+        container, *rest = segments[account_segments:] or [""]
+        if not container:
+            raise ValueError(f"{location}: no container in the URL")
+        return BlobLocation(container, "/".join(rest), account_url=account_url)
+    if connection_string:
+        container, _, path = location.strip("/").partition("/")
+        return BlobLocation(container, path, connection_string=connection_string)
+    return Path(location)
+
+
+def container_client(location: BlobLocation, client_id: str | None) -> tuple[ContainerClient, Any]:
+    """The client, and the credential to close with it (None for connection strings)."""
+    if location.connection_string:
+        client = ContainerClient.from_connection_string(
+            location.connection_string, container_name=location.container
+        )
+        return client, None
+    credential = _credential(client_id)
+    assert location.account_url is not None
+    return ContainerClient(
+        location.account_url, location.container, credential=credential
+    ), credential
+
+
+def blob_client(location: BlobLocation, client_id: str | None) -> tuple[BlobClient, Any]:
+    if location.connection_string:
+        client = BlobClient.from_connection_string(
+            location.connection_string, container_name=location.container, blob_name=location.path
+        )
+        return client, None
+    credential = _credential(client_id)
+    assert location.account_url is not None
+    blob = BlobClient(
+        location.account_url, location.container, location.path, credential=credential
+    )
+    return blob, credential
+
+
+def _credential(client_id: str | None) -> Any:
+    return build_credential(client_id)
