@@ -1,0 +1,122 @@
+"""Latency CSVs, one per run, under `<yyyy>/<mm>/<dd>/<run id>.csv`: a folder or a container."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import ContainerClient
+
+from shared.blob_location import BlobLocation, container_client, parse_location
+
+
+def run_blob_name(day: date, run_id: str) -> str:
+    return f"{day:%Y/%m/%d}/{run_id}.csv"
+
+
+def day_prefixes(since: date, until: date) -> list[str]:
+    days = (until - since).days
+    return [f"{since + timedelta(days=n):%Y/%m/%d}/" for n in range(max(days, -1) + 1)]
+
+
+class ResultsStore(Protocol):
+    def describe(self) -> str: ...
+
+    async def put(self, name: str, text: str) -> None: ...
+
+    async def names(self, since: date, until: date) -> list[str]: ...
+
+    async def get(self, name: str) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class FolderResults:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    async def put(self, name: str, text: str) -> None:
+        await asyncio.to_thread(self._put, name, text)
+
+    def _put(self, name: str, text: str) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+
+    async def names(self, since: date, until: date) -> list[str]:
+        return await asyncio.to_thread(self._names, since, until)
+
+    def _names(self, since: date, until: date) -> list[str]:
+        found: list[str] = []
+        for prefix in day_prefixes(since, until):
+            folder = self.root / prefix
+            if folder.is_dir():
+                found += sorted(f"{prefix}{p.name}" for p in folder.glob("*.csv"))
+        return found
+
+    async def get(self, name: str) -> str:
+        return await asyncio.to_thread((self.root / name).read_text, encoding="utf-8")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ContainerResults:
+    def __init__(self, location: BlobLocation, container: ContainerClient, credential: Any):
+        self._location = location
+        self._container = container
+        self._credential = credential
+        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
+        self._created = False
+
+    def describe(self) -> str:
+        return self._location.describe()
+
+    async def put(self, name: str, text: str) -> None:
+        if not self._created:
+            with contextlib.suppress(ResourceExistsError):
+                await self._container.create_container()
+            self._created = True
+        await self._container.upload_blob(
+            self._prefix + name,
+            text.encode("utf-8"),
+            overwrite=True,
+            content_settings=ContentSettings(content_type="text/csv; charset=utf-8"),
+        )
+
+    async def names(self, since: date, until: date) -> list[str]:
+        found: list[str] = []
+        for prefix in day_prefixes(since, until):
+            async for blob in self._container.list_blobs(name_starts_with=self._prefix + prefix):
+                if blob.name.endswith(".csv"):
+                    found.append(blob.name[len(self._prefix) :])
+        return sorted(found)
+
+    async def get(self, name: str) -> str:
+        stream = await self._container.download_blob(self._prefix + name)
+        return (await stream.readall()).decode("utf-8")
+
+    async def aclose(self) -> None:
+        await self._container.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def results_store(
+    location: str, connection_string: str | None, client_id: str | None
+) -> FolderResults | ContainerResults:
+    parsed = parse_location(location, connection_string)
+    if isinstance(parsed, Path):
+        return FolderResults(parsed)
+    container, credential = container_client(parsed, client_id)
+    return ContainerResults(parsed, container, credential)
