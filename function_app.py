@@ -1,15 +1,17 @@
-"""Azure Functions (Python v2) entry point: binds Tollgate's routes to shared/.
+"""Azure Functions (Python v2) entry point: binds Tollgate's routes and timer to shared/.
 
 Every HTTP function is async on the HTTP streaming extension's types, so responses
 can stream. Routes are anonymous at the Functions level: callers authenticate with
-gateway keys, which shared/ checks on every route but /healthz.
+gateway keys, which shared/ checks on every route but /healthz. The latency probe
+runs on a timer (TOLLGATE_PROBE_SCHEDULE, NCRONTAB).
 """
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from shared import handlers, routes
+from shared import handlers, probe, routes
 from shared.routes import Style
+from shared.settings import ProbeSettings
 from shared.upstreams import Operation
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -91,3 +93,11 @@ async def healthz(req: Request) -> Response:
 @app.route(route=routes.FALLBACK, methods=list(routes.ALL_METHODS))
 async def fallback(req: Request) -> Response:
     return await handlers.fallback(req)
+
+
+@app.function_name("latency_probe")
+@app.timer_trigger(
+    schedule=ProbeSettings.from_env().schedule, arg_name="timer", run_on_startup=False
+)
+async def latency_probe(timer: func.TimerRequest) -> None:
+    await probe.run_scheduled()

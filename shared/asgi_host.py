@@ -3,21 +3,31 @@
 This is the local, CI and on-premises host: the same decorated functions that run in
 Azure, with the same route templates and host.json route prefix, and no second route
 table. Catch-all routes go last, as in the Functions host, where literal routes win.
+Timer functions fire on their NCRONTAB schedules (in UTC, as in Azure by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from azure.functions.timer import TimerRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from shared import ncrontab
+
+log = logging.getLogger("tollgate.host")
 
 _PARAM = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?\??\}")
 _CONVERTERS = {"int": "int", "float": "float", "guid": "uuid"}
@@ -64,6 +74,28 @@ def http_routes(function_app: Any, prefix: str) -> list[Route]:
     return [route for _, route in sorted(routes, key=lambda item: item[0])]
 
 
+def timer_jobs(function_app: Any) -> list[tuple[str, ncrontab.Schedule, Callable[..., Any]]]:
+    jobs = []
+    for function in function_app.get_functions():
+        trigger = function.get_trigger().get_dict_repr()
+        if trigger.get("type") == "timerTrigger":
+            schedule = ncrontab.parse(trigger["schedule"])
+            jobs.append((function.get_function_name(), schedule, function.get_user_function()))
+    return jobs
+
+
+async def run_timer(name: str, schedule: ncrontab.Schedule, handler: Callable[..., Any]) -> None:
+    while True:
+        now = datetime.now(UTC)
+        await asyncio.sleep((schedule.next_after(now) - now).total_seconds())
+        try:
+            result = handler(TimerRequest(past_due=False))
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("timer function %s failed", name)
+
+
 def build_asgi_app(
     function_app: Any,
     host_json: Path,
@@ -73,15 +105,20 @@ def build_asgi_app(
 ) -> Starlette:
     """`unrouted` answers what no registered route takes (e.g. a method no route lists)."""
 
+    functions = _Once(function_app)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if on_startup is not None:
             await on_startup()
+        timers = [asyncio.create_task(run_timer(*job)) for job in timer_jobs(functions)]
         yield
+        for task in timers:
+            task.cancel()
         if on_shutdown is not None:
             await on_shutdown()
 
-    routes = http_routes(function_app, host_route_prefix(host_json))
+    routes = http_routes(functions, host_route_prefix(host_json))
     handlers: dict[Any, Any] = {}
     if unrouted is not None:
 
@@ -90,3 +127,16 @@ def build_asgi_app(
 
         handlers = {404: answer, 405: answer}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+
+
+class _Once:
+    """FunctionApp.get_functions() may be called only once; remember its answer."""
+
+    def __init__(self, function_app: Any):
+        self._app = function_app
+        self._functions: list[Any] | None = None
+
+    def get_functions(self) -> list[Any]:
+        if self._functions is None:
+            self._functions = list(self._app.get_functions())
+        return self._functions

@@ -90,3 +90,39 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"setting {name} must be true or false")
+
+
+DEFAULT_PROBE_SCHEDULE = "0 */15 * * * *"
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The latency probe's settings, read at each run (the timer fires every few minutes)."""
+
+    enabled: bool
+    schedule: str
+    requests: int
+    models: tuple[str, ...]  # empty: every chat model in the configuration
+    results: str
+    spool: str
+    gateway_url: str
+    key_secret: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProbeSettings:
+        e = os.environ if env is None else env
+        hostname = e.get("WEBSITE_HOSTNAME", "")
+        default_url = f"https://{hostname}" if hostname else "http://127.0.0.1:7071"
+        models = e.get("TOLLGATE_PROBE_MODELS", "")
+        return cls(
+            enabled=_bool(e, "TOLLGATE_PROBE_ENABLED", True),
+            schedule=e.get("TOLLGATE_PROBE_SCHEDULE", "").strip() or DEFAULT_PROBE_SCHEDULE,
+            requests=max(1, int(_float(e, "TOLLGATE_PROBE_REQUESTS", 5))),
+            models=tuple(m.strip() for m in models.split(",") if m.strip()),
+            results=e.get("TOLLGATE_PROBE_RESULTS", "").strip() or ".tollgate/probe-results",
+            spool=e.get("TOLLGATE_PROBE_SPOOL", "").strip() or ".tollgate/probe-spool",
+            gateway_url=(e.get("TOLLGATE_PROBE_GATEWAY_URL", "").strip() or default_url).rstrip(
+                "/"
+            ),
+            key_secret=e.get("TOLLGATE_PROBE_KEY_SECRET", "").strip() or "probe-gateway-key",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +34,38 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def functions() -> dict[str, Any]:
+def _fresh_function_app() -> Any:
     # get_functions() works once per FunctionApp and asgi.py used it: load a fresh copy.
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("function_app_copy", ROOT / "function_app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {f.get_function_name(): f for f in module.app.get_functions()}
+    return module
+
+
+@pytest.fixture(scope="module")
+def functions() -> dict[str, Any]:
+    return {f.get_function_name(): f for f in _fresh_function_app().app.get_functions()}
 
 
 def test_every_route_with_its_methods_and_auth_level(functions: dict[str, Any]) -> None:
-    assert set(functions) == set(EXPECTED)
+    assert set(functions) == set(EXPECTED) | {"latency_probe"}
     for name, (route, methods) in EXPECTED.items():
         trigger = functions[name].get_trigger().get_dict_repr()
         assert trigger["type"] == "httpTrigger"
         assert trigger["route"] == route
         assert [m.value for m in trigger["methods"]] == methods
         assert trigger["authLevel"] == func.AuthLevel.ANONYMOUS
+
+
+def test_the_probe_timer_uses_the_schedule_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOLLGATE_PROBE_SCHEDULE", "30 */5 * * * *")
+    module = _fresh_function_app()
+    (timer,) = [f for f in module.app.get_functions() if f.get_function_name() == "latency_probe"]
+    trigger = timer.get_trigger().get_dict_repr()
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == "30 */5 * * * *"
+    assert trigger["runOnStartup"] is False
 
 
 def test_every_http_function_is_async(functions: dict[str, Any]) -> None:

@@ -43,6 +43,8 @@ def start(
     args: list[str], env: dict[str, str], ready_url: str, url: str, log_path: Path
 ) -> Service:
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    # A test's gateway never runs the scheduled probe unless the test asks for it.
+    env = {"TOLLGATE_PROBE_ENABLED": "false", **env}
     process = subprocess.Popen(
         args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
     )

@@ -1,0 +1,121 @@
+"""The scheduled latency probe: each model, directly and through the gateway, alternating."""
+
+from __future__ import annotations
+
+import logging
+import secrets as random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from shared.latency_csv import LatencyRow, to_csv
+from shared.latency_measure import Target, direct_target, gateway_target, measure
+from shared.probe_delivery import Delivery, deliver
+from shared.results_store import results_store, run_blob_name
+from shared.secrets import (
+    SecretNotFound,
+    SecretProvider,
+    SecretProviderError,
+    build_secret_provider,
+)
+from shared.settings import ProbeSettings, Settings
+from shared.upstreams import GatewayConfig, Operation, load_config
+
+log = logging.getLogger("tollgate.probe")
+
+
+@dataclass
+class ProbeRun:
+    run_id: str
+    rows: list[LatencyRow]
+    delivery: Delivery
+
+
+async def targets(
+    config: GatewayConfig,
+    models: list[str],
+    paths: list[str],
+    gateway_url: str,
+    secrets: SecretProvider,
+    gateway_key_secret: str,
+) -> list[list[Target]]:
+    """For each model, the targets to time (direct and/or gateway)."""
+    gateway_key = None
+    if "gateway" in paths:
+        gateway_key = await secrets.get(gateway_key_secret)
+    plan: list[list[Target]] = []
+    for model in models:
+        pair: list[Target] = []
+        if "direct" in paths:
+            upstream = config.models[model].upstream
+            pair.append(direct_target(model, upstream, await secrets.get(upstream.key_secret)))
+        if gateway_key is not None:
+            pair.append(gateway_target(model, gateway_url, gateway_key))
+        plan.append(pair)
+    return plan
+
+
+async def time_requests(
+    session: aiohttp.ClientSession, plan: list[list[Target]], runs: int, streams: tuple[bool, ...]
+) -> list[LatencyRow]:
+    """Sequential, alternating which path goes first so both see the same conditions."""
+    rows: list[LatencyRow] = []
+    for pair in plan:
+        for i in range(runs):
+            for stream in streams:
+                for target in pair if i % 2 == 0 else list(reversed(pair)):
+                    rows.append(await measure(session, target, stream))
+    return rows
+
+
+def chat_models(config: GatewayConfig, wanted: tuple[str, ...]) -> list[str]:
+    chat = [name for name, m in config.models.items() if m.operation is Operation.CHAT]
+    return [m for m in wanted if m in chat] if wanted else chat
+
+
+async def run_scheduled() -> ProbeRun | None:
+    """What the timer runs: probe, write the CSV, deliver it. Never raises for a bad upstream."""
+    probe = ProbeSettings.from_env()
+    if not probe.enabled:
+        return None
+    settings = Settings.from_env()
+    config = load_config(settings)
+    provider = build_secret_provider(
+        settings.keyvault_url,
+        settings.azure_client_id,
+        settings.keyvault_ca_file,
+        settings.keyvault_verify_challenge_resource,
+    )
+    try:
+        plan = await _plan(config, probe, provider)
+    finally:
+        await provider.aclose()
+    timeout = aiohttp.ClientTimeout(total=120, connect=settings.upstream_connect_timeout)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        rows = await time_requests(session, plan, probe.requests, (False, True))
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
+    store = results_store(
+        probe.results, settings.storage_connection_string, settings.azure_client_id
+    )
+    try:
+        name = run_blob_name(datetime.now(UTC).date(), run_id)
+        delivery = await deliver(store, name, to_csv(rows), Path(probe.spool))
+    finally:
+        await store.aclose()
+    return ProbeRun(run_id, rows, delivery)
+
+
+async def _plan(
+    config: GatewayConfig, probe: ProbeSettings, provider: SecretProvider
+) -> list[list[Target]]:
+    models = chat_models(config, probe.models)
+    try:
+        return await targets(
+            config, models, ["direct", "gateway"], probe.gateway_url, provider, probe.key_secret
+        )
+    except (SecretNotFound, SecretProviderError) as exc:
+        # Without the probe's gateway key the direct timings are still worth having.
+        log.error("probe: no gateway key (%s); timing the direct path only", type(exc).__name__)
+        return await targets(config, models, ["direct"], probe.gateway_url, provider, "")
