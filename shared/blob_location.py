@@ -47,18 +47,19 @@ def parse_location(location: str, connection_string: str | None) -> BlobLocation
     return Path(location)
 
 
-def container_client(location: BlobLocation, client_id: str | None) -> tuple[ContainerClient, Any]:
+def container_client(
+    location: BlobLocation, client_id: str | None, **options: Any
+) -> tuple[ContainerClient, Any]:
     """The client, and the credential to close with it (None for connection strings)."""
     if location.connection_string:
         client = ContainerClient.from_connection_string(
-            location.connection_string, container_name=location.container
+            location.connection_string, container_name=location.container, **options
         )
         return client, None
     credential = _credential(client_id)
     assert location.account_url is not None
-    return ContainerClient(
-        location.account_url, location.container, credential=credential
-    ), credential
+    url, name = location.account_url, location.container
+    return ContainerClient(url, name, credential=credential, **options), credential
 
 
 def blob_client(location: BlobLocation, client_id: str | None) -> tuple[BlobClient, Any]:

@@ -14,6 +14,8 @@ from pathlib import Path
 from shared.results_store import ResultsStore
 
 log = logging.getLogger("tollgate.probe")
+ATTEMPTS = 4
+BACKOFF_SECONDS = 1.0  # doubled after each failed attempt: 1 + 2 + 4 s before spooling
 
 
 @dataclass
@@ -30,9 +32,8 @@ async def deliver(
     name: str,
     text: str,
     spool: Path,
-    attempts: int = 3,
-    backoff_seconds: float = 0.5,
 ) -> Delivery:
+    attempts, backoff_seconds = ATTEMPTS, BACKOFF_SECONDS
     flushed = await flush_spool(store, spool)
     for attempt in range(1, attempts + 1):
         try:

@@ -118,5 +118,6 @@ def results_store(
     parsed = parse_location(location, connection_string)
     if isinstance(parsed, Path):
         return FolderResults(parsed)
-    container, credential = container_client(parsed, client_id)
+    # No retries inside the SDK: the probe's delivery retries (and spools) itself.
+    container, credential = container_client(parsed, client_id, retry_total=0)
     return ContainerResults(parsed, container, credential)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.azurite import azurite
 from tests.support.processes import Service, start_gateway, start_simulator, tollgate
 
 SIM_KEY = "upstream-secret-sim-key-0123456789"
@@ -47,6 +48,13 @@ def create_key(env: dict[str, str], system: str) -> str:
     result = tollgate("keys", "create", "--system", system, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def azurite_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A connection string for Azurite (from npm), in memory, for the whole session."""
+    with azurite(tmp_path_factory.mktemp("azurite") / "azurite.log") as connection:
+        yield connection
 
 
 @pytest.fixture(scope="session")

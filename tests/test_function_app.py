@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import asgi
 import function_app
 from shared import routes
 from shared.asgi_host import host_route_prefix, http_routes, route_path
+from tests.support.functions import fresh_function_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,18 +34,9 @@ EXPECTED = {
 }
 
 
-def _fresh_function_app() -> Any:
-    # get_functions() works once per FunctionApp and asgi.py used it: load a fresh copy.
-    spec = importlib.util.spec_from_file_location("function_app_copy", ROOT / "function_app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    return {f.get_function_name(): f for f in _fresh_function_app().app.get_functions()}
+    return {f.get_function_name(): f for f in fresh_function_app().app.get_functions()}
 
 
 def test_every_route_with_its_methods_and_auth_level(functions: dict[str, Any]) -> None:
@@ -60,7 +51,7 @@ def test_every_route_with_its_methods_and_auth_level(functions: dict[str, Any]) 
 
 def test_the_probe_timer_uses_the_schedule_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOLLGATE_PROBE_SCHEDULE", "30 */5 * * * *")
-    module = _fresh_function_app()
+    module = fresh_function_app()
     (timer,) = [f for f in module.app.get_functions() if f.get_function_name() == "latency_probe"]
     trigger = timer.get_trigger().get_dict_repr()
     assert trigger["type"] == "timerTrigger"

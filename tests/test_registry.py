@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from shared.registry_store import (
     store_from_settings,
 )
 from shared.settings import Settings
-from tests.support.azurite import azurite
 from tests.support.processes import tollgate
 
 
@@ -111,12 +110,6 @@ async def _concurrent_edits(store: RegistryStore) -> None:
 async def test_file_store(tmp_path: Path) -> None:
     await _exercise_store(FileStore(tmp_path / "a" / "systems.json"))
     await _concurrent_edits(FileStore(tmp_path / "b.json"))
-
-
-@pytest.fixture(scope="module")
-def azurite_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with azurite(tmp_path_factory.mktemp("azurite") / "azurite.log") as connection:
-        yield connection
 
 
 @pytest.fixture
