@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared import cli_registry, cli_serve
+from shared import cli_bench, cli_registry, cli_serve
+from shared.cli_errors import CommandError
 from shared.registry import RegistryError
 
 
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     cli_registry.add_commands(commands)
     cli_serve.add_commands(commands)
+    cli_bench.add_commands(commands)
     return parser
 
 
@@ -22,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
-    except RegistryError as exc:
+    except (RegistryError, CommandError) as exc:
         print(f"tollgate: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

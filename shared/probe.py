@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets as random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from shared.settings import ProbeSettings, Settings
 from shared.upstreams import GatewayConfig, Operation, load_config
 
 log = logging.getLogger("tollgate.probe")
+Job = tuple[Target, bool]  # a target, and whether to stream
 
 
 @dataclass
@@ -57,17 +60,43 @@ async def targets(
     return plan
 
 
-async def time_requests(
-    session: aiohttp.ClientSession, plan: list[list[Target]], runs: int, streams: tuple[bool, ...]
-) -> list[LatencyRow]:
-    """Sequential, alternating which path goes first so both see the same conditions."""
-    rows: list[LatencyRow] = []
+def schedule(plan: list[list[Target]], runs: int, streams: tuple[bool, ...]) -> list[Job]:
+    """Every request to make, alternating which path goes first so both see the same
+    conditions."""
+    jobs: list[Job] = []
     for pair in plan:
         for i in range(runs):
             for stream in streams:
-                for target in pair if i % 2 == 0 else list(reversed(pair)):
-                    rows.append(await measure(session, target, stream))
-    return rows
+                jobs += [(t, stream) for t in (pair if i % 2 == 0 else list(reversed(pair)))]
+    return jobs
+
+
+async def time_requests(
+    session: aiohttp.ClientSession,
+    jobs: list[Job],
+    concurrency: int = 1,
+    on_row: Callable[[int, LatencyRow], None] | None = None,
+) -> list[LatencyRow]:
+    """Rows in job order; at most `concurrency` requests in flight (1: sequential, as the seed)."""
+    rows: list[LatencyRow | None] = [None] * len(jobs)
+    gate = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def run(index: int, target: Target, stream: bool) -> None:
+        nonlocal done
+        async with gate:
+            row = await measure(session, target, stream)
+        rows[index] = row
+        done += 1
+        if on_row is not None:
+            on_row(done, row)
+
+    if concurrency <= 1:
+        for index, (target, stream) in enumerate(jobs):
+            await run(index, target, stream)
+    else:
+        await asyncio.gather(*(run(i, t, s) for i, (t, s) in enumerate(jobs)))
+    return [r for r in rows if r is not None]
 
 
 def chat_models(config: GatewayConfig, wanted: tuple[str, ...]) -> list[str]:
@@ -94,7 +123,7 @@ async def run_scheduled() -> ProbeRun | None:
         await provider.aclose()
     timeout = aiohttp.ClientTimeout(total=120, connect=settings.upstream_connect_timeout)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        rows = await time_requests(session, plan, probe.requests, (False, True))
+        rows = await time_requests(session, schedule(plan, probe.requests, (False, True)))
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
     store = results_store(
         probe.results, settings.storage_connection_string, settings.azure_client_id
