@@ -18,7 +18,8 @@ from shared.settings import Settings
 from shared.upstreams import SIMULATOR_KEY_SECRET
 
 DEMO_SYSTEM = "demo"
-DEMO_LABEL = "make run demo"
+PROBE_SYSTEM = "latency-probe"
+RUN_LABEL = "make run"
 
 
 def add_commands(commands: Any) -> None:
@@ -91,9 +92,13 @@ async def _dev_server(args: argparse.Namespace) -> None:
         runner = await _start_simulator(settings.simulator_url)
     store = store_from_settings(settings)
     try:
-        key = await issue_demo_key(store)
+        key = await issue_fresh_key(store, DEMO_SYSTEM)
+        probe_key = await issue_fresh_key(store, PROBE_SYSTEM)
     finally:
         await store.aclose()
+    # The scheduled probe times this very gateway, with a key of its own.
+    os.environ["TOLLGATE_SECRET_PROBE_GATEWAY_KEY"] = probe_key
+    os.environ.setdefault("TOLLGATE_PROBE_GATEWAY_URL", f"http://{args.host}:{args.port}")
     print(f"Tollgate on http://{args.host}:{args.port}  (registry: {settings.registry})")
     print(f"Demo system '{DEMO_SYSTEM}', key (shown once): {key}", flush=True)
     try:
@@ -116,16 +121,16 @@ async def _start_simulator(url: str) -> Any:
     return runner
 
 
-async def issue_demo_key(store: RegistryStore) -> str:
-    """Make sure the demo system exists, retire earlier demo keys and issue a fresh one."""
+async def issue_fresh_key(store: RegistryStore, system_id: str) -> str:
+    """Make sure the system exists, retire the keys earlier runs issued and issue a new one."""
     document, _ = await admin.read_document(store)
-    if DEMO_SYSTEM not in document["systems"]:
-        await admin.edit(store, admin.create_system(DEMO_SYSTEM, "make run demo", [ALL_MODELS]))
+    if system_id not in document["systems"]:
+        await admin.edit(store, admin.create_system(system_id, RUN_LABEL, [ALL_MODELS]))
     document, _ = await admin.read_document(store)
-    for key_id, record in document["systems"][DEMO_SYSTEM].get("keys", {}).items():
-        if record.get("label") == DEMO_LABEL and not record.get("revoked"):
+    for key_id, record in document["systems"][system_id].get("keys", {}).items():
+        if record.get("label") == RUN_LABEL and not record.get("revoked"):
             await admin.edit(store, admin.revoke_key(key_id))
-    new, change = admin.add_key(DEMO_SYSTEM, DEMO_LABEL)
+    new, change = admin.add_key(system_id, RUN_LABEL)
     await admin.edit(store, change)
     return new.key
 

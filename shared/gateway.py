@@ -53,6 +53,7 @@ class Gateway:
     async def aclose(self) -> None:
         await self.client.aclose()
         await self.secrets.aclose()
+        await self.registry.aclose()
 
 
 _gateway: Gateway | None = None

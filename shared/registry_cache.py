@@ -52,6 +52,11 @@ class RegistryCache:
             )
         return self._registry
 
+    async def aclose(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
+        await self._store.aclose()
+
     async def _refresh_shared(self) -> None:
         if self._inflight is None:
             self._inflight = asyncio.create_task(self._load())

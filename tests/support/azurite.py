@@ -1,4 +1,12 @@
-"""Azurite (Blob Storage emulator, from npm) on a random 127.0.0.1 port."""
+"""Azurite (Blob Storage emulator, from npm) on a random 127.0.0.1 port.
+
+`azurite(log_path)` serves plain HTTP and accepts the account key (a connection string).
+`azurite_oauth(directory)` serves HTTPS with a self-signed certificate and also accepts bearer
+tokens (``--oauth basic``): Azurite then decodes the JWT without checking its signature and
+requires ``iat``, ``nbf`` <= now <= ``exp``, an ``iss`` starting with ``https://sts.windows.net/``
+(or another Azure AD cloud's) and an ``aud`` of ``https://storage.azure.com`` (or the account's
+blob endpoint). Bearer tokens are refused over HTTP, hence HTTPS.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.keyvault_standin import write_self_signed_cert
 from tests.support.processes import ROOT, free_port
 
 # Azurite's documented, public development account (not a secret).
@@ -18,25 +28,67 @@ ACCOUNT_KEY = (
 )
 
 
+@dataclass(frozen=True)
+class SecureAzurite:
+    """An Azurite blob service over HTTPS that accepts OAuth bearer tokens."""
+
+    account_url: str  # https://127.0.0.1:<port>/devstoreaccount1
+    connection_string: str  # the account key over HTTPS, for test set-up and inspection
+    ca_file: Path  # the self-signed certificate it serves; trust it, never disable verification
+    log_path: Path  # Azurite's debug log (says why a token was refused)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
 @contextmanager
 def azurite(log_path: Path) -> Iterator[str]:
     """Yields a connection string for a fresh, in-memory Azurite blob service."""
+    port = free_port()
+    with _running(port, [], log_path):
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+        )
+
+
+@contextmanager
+def azurite_oauth(directory: Path) -> Iterator[SecureAzurite]:
+    """A fresh, in-memory Azurite over HTTPS with ``--oauth basic``; files go in `directory`."""
+    cert_path, key_path = write_self_signed_cert(directory)
+    debug_log = directory / "azurite-debug.log"
+    extra = [
+        "--cert", str(cert_path), "--key", str(key_path), "--oauth", "basic",
+        "--debug", str(debug_log),
+    ]  # fmt: skip
+    port = free_port()
+    with _running(port, extra, directory / "azurite.log"):
+        account_url = f"https://127.0.0.1:{port}/{ACCOUNT}"
+        yield SecureAzurite(
+            account_url=account_url,
+            connection_string=(
+                f"DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                f"BlobEndpoint={account_url};"
+            ),
+            ca_file=cert_path,
+            log_path=debug_log,
+        )
+
+
+@contextmanager
+def _running(port: int, extra_args: list[str], log_path: Path) -> Iterator[None]:
     binary = ROOT / "node_modules" / ".bin" / "azurite-blob"
     if not binary.exists():
         raise RuntimeError("Azurite is missing: run `make install` (npm install)")
-    port = free_port()
     args = [
         str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-        "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent",
+        "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent", *extra_args,
     ]  # fmt: skip
     with open(log_path, "wb") as log:
         process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, process)
-        yield (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
-        )
+        yield
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -15,12 +15,17 @@ subprocess talks to the stand-in (``subprocess.run``, ``requests``) must use ``i
 
     with KeyVaultStandIn().in_thread() as kv:
         start_gateway({**kv.credential_env(), "TOLLGATE_KEYVAULT_URL": kv.vault_url, ...}, log)
+
+The identity endpoint issues an opaque token for Key Vault and an unsigned, Azure-AD-shaped JWT
+for any other resource (e.g. ``https://storage.azure.com`` for Azurite with ``--oauth basic``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
+import json
 import secrets
 import shutil
 import socket
@@ -43,6 +48,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VAULT_RESOURCE = "https://vault.azure.net"
+STORAGE_RESOURCE = "https://storage.azure.com"
 MSI_API_VERSION = "2019-08-01"
 DEFAULT_TENANT = "00000000-0000-0000-0000-00000000cafe"
 
@@ -74,6 +80,11 @@ def write_self_signed_cert(directory: Path) -> tuple[Path, Path]:
     cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
     key_path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     return cert_path, key_path
+
+
+def _b64url_json(value: dict[str, Any]) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> web.Response:
@@ -181,7 +192,10 @@ class KeyVaultStandIn:
         return self._fetches[name]
 
     def revoke_tokens(self) -> None:
-        """Invalidate every issued access token (a credential's cached token then gets 401)."""
+        """Invalidate every Key Vault token (a credential's cached token then gets 401).
+
+        Tokens for other resources are JWTs checked by their own service (see `_jwt`).
+        """
         self._access_token = secrets.token_urlsafe(24)
 
     def _vault_app(self) -> web.Application:
@@ -243,12 +257,40 @@ class KeyVaultStandIn:
         if query.get("api-version") != MSI_API_VERSION or not resource:
             return _error(400, "BadRequest", "api-version and resource are required.")
         self.token_requests.append(query)
-        expires_on = str(int(time.time()) + 3600)
+        now = int(time.time())
+        expires_on = now + 3600
+        if resource == VAULT_RESOURCE:
+            token = self._access_token  # opaque: only this stand-in's vault checks it
+        else:
+            token = self._jwt(resource, query.get("client_id"), now, expires_on)
         return web.json_response(
             {
-                "access_token": self._access_token,
-                "expires_on": expires_on,
+                "access_token": token,
+                "expires_on": str(expires_on),
                 "resource": resource,
                 "token_type": "Bearer",
             }
         )
+
+    def _jwt(self, resource: str, client_id: str | None, now: int, expires_on: int) -> str:
+        """An unsigned JWT shaped like Azure AD's v1 tokens, for services that only read claims.
+
+        Azurite's ``--oauth basic`` decodes it without checking the signature, then checks
+        iat/nbf/exp, the issuer (``https://sts.windows.net/...``) and the audience (`resource`).
+        """
+        issued = now - 300  # Azure AD back-dates iat/nbf by five minutes for clock skew
+        claims: dict[str, Any] = {
+            "aud": resource,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": issued,
+            "nbf": issued,
+            "exp": expires_on,
+            "tid": self.tenant_id,
+            "idtyp": "app",
+            "uti": secrets.token_urlsafe(12),
+            "ver": "1.0",
+        }
+        if client_id:
+            claims["appid"] = client_id
+        header = {"alg": "none", "typ": "JWT"}
+        return f"{_b64url_json(header)}.{_b64url_json(claims)}."
