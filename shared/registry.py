@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared import keys
+from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -25,6 +26,7 @@ class KeyRecord:
     label: str
     created: str
     revoked: str | None
+    limits: Limits = NO_LIMITS
 
     @property
     def active(self) -> bool:
@@ -37,6 +39,8 @@ class System:
     name: str
     models: frozenset[str]
     disabled: bool
+    limits: Limits = NO_LIMITS
+    model_limits: Mapping[str, Limits] = field(default_factory=dict)
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -46,6 +50,13 @@ class System:
 class Caller:
     system: System
     key_id: str
+    key_limits: Limits = NO_LIMITS
+
+    def scopes(self, model: str) -> list[Scope]:
+        """The limits that apply to this caller's request for `model`."""
+        model_limits = self.system.model_limits.get(model, NO_LIMITS)
+        return applicable_scopes(self.system.limits, model_limits, self.key_limits, model,
+                                 self.key_id)  # fmt: skip
 
 
 class Registry:
@@ -77,7 +88,7 @@ class Registry:
         system = self.systems.get(record.system_id)
         if system is None or system.disabled:
             return None
-        return Caller(system=system, key_id=record.key_id)
+        return Caller(system=system, key_id=record.key_id, key_limits=record.limits)
 
     def keys_of(self, system_id: str | None = None) -> list[KeyRecord]:
         return [r for r in self._keys.values() if system_id in (None, r.system_id)]
@@ -96,17 +107,32 @@ def _parse_system(system_id: str, spec: Any) -> System:
     models = spec.get("models", [])
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise RegistryError(f"system '{system_id}': 'models' must be a list of names")
-    return System(
-        id=system_id,
-        name=str(spec.get("name", "")),
-        models=frozenset(models),
-        disabled=bool(spec.get("disabled", False)),
-    )
+    where = f"system '{system_id}'"
+    model_limits = spec.get("model_limits") or {}
+    if not isinstance(model_limits, dict):
+        raise RegistryError(f"{where}: 'model_limits' must be an object")
+    try:
+        return System(
+            id=system_id,
+            name=str(spec.get("name", "")),
+            models=frozenset(models),
+            disabled=bool(spec.get("disabled", False)),
+            limits=parse_limits(spec.get("limits"), where),
+            model_limits={
+                m: parse_limits(v, f"{where} model {m}") for m, v in model_limits.items()
+            },
+        )
+    except LimitsError as exc:
+        raise RegistryError(str(exc)) from None
 
 
 def _parse_key(system_id: str, key_id: str, spec: Any) -> KeyRecord:
     if not isinstance(spec, dict) or not isinstance(spec.get("hash"), str):
         raise RegistryError(f"key '{key_id}' of system '{system_id}' needs a 'hash'")
+    try:
+        limits = parse_limits(spec.get("limits"), f"key '{key_id}'")
+    except LimitsError as exc:
+        raise RegistryError(str(exc)) from None
     return KeyRecord(
         key_id=key_id,
         system_id=system_id,
@@ -114,4 +140,5 @@ def _parse_key(system_id: str, key_id: str, spec: Any) -> KeyRecord:
         label=str(spec.get("label", "")),
         created=str(spec.get("created", "")),
         revoked=spec.get("revoked"),
+        limits=limits,
     )

@@ -1,0 +1,74 @@
+"""Limits shared by every instance, in Redis: one atomic Lua script per admission.
+
+All of a system's keys carry the hash tag `{system}`, so one script may touch them all on
+a clustered Redis too. Every key expires on its own; nothing needs a sweeper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from shared.limit_plan import WINDOW_MS, Plan
+from shared.limit_store import Admission, CheckState, StoreUnavailable
+
+_LUA = Path(__file__).with_name("lua")
+ADMIT = (_LUA / "admit.lua").read_text(encoding="utf-8")
+SETTLE = (_LUA / "settle.lua").read_text(encoding="utf-8")
+
+
+def redis_client(
+    url: str, timeout_seconds: float = 0.5, pool_size: int = 64, **options: Any
+) -> Redis:
+    """A client that fails fast (the outage policy then decides) and queues for a connection
+    rather than opening one per concurrent request."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=timeout_seconds,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+        **options,
+    )
+    return Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+
+
+class RedisLimitStore:
+    def __init__(self, client: Redis):
+        self._client = client
+        self._admit = client.register_script(ADMIT)
+        self._settle = client.register_script(SETTLE)
+
+    async def admit(self, plan: Plan, rid: str, estimate: int, now_ms: int) -> Admission:
+        keys = [c.key for c in plan.checks]
+        args: list[Any] = [now_ms, rid, estimate, WINDOW_MS, len(keys)]
+        for check in plan.checks:
+            args += [check.kind, check.limit, check.horizon_ms]
+        reply = await self._run(self._admit, keys, args)
+        if int(reply[0]) == 0:
+            return Admission(False, int(reply[1]) - 1, int(reply[2]), ())
+        values = [int(v) for v in reply[3:]]
+        states = tuple(CheckState(values[i], values[i + 1]) for i in range(0, len(values), 2))
+        return Admission(True, -1, 0, states)
+
+    async def settle(self, plan: Plan, rid: str, delta: int) -> None:
+        keys = [c.key for c in plan.checks]
+        await self._run(self._settle, keys, [rid, delta, *(c.kind for c in plan.checks)])
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._client.connection_pool.disconnect()
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await script(keys=keys, args=args)
+        except NoScriptError:  # pragma: no cover - register_script reloads by itself
+            raise
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc

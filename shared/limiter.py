@@ -1,0 +1,155 @@
+"""Admitting requests against their limits and settling their token reservations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from shared.errors import GatewayError
+from shared.limit_plan import Check, Plan, plan_for
+from shared.limit_store import Admission, CheckState, LimitStore, StoreUnavailable
+from shared.registry import Caller
+
+log = logging.getLogger("tollgate.limits")
+OUTAGE_LOG_EVERY_SECONDS = 10.0
+
+
+@dataclass
+class Reservation:
+    plan: Plan
+    rid: str
+    estimate: int
+    store: LimitStore
+    states: tuple[CheckState, ...]
+    settled: bool = False
+
+
+class Limiter:
+    def __init__(
+        self,
+        shared: LimitStore,
+        local: LimitStore | None,
+        fail_open: bool,
+        quota_zone: ZoneInfo,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ):
+        self._shared = shared
+        self._local = local  # used while the shared store is down, when failing open
+        self._fail_open = fail_open
+        self._zone = quota_zone
+        self._lease_ms = int(lease_seconds * 1000)
+        self._clock = clock
+        self._last_outage_log = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def admit(self, caller: Caller, model: str, estimate: int) -> Reservation | None:
+        scopes = caller.scopes(model)
+        if not scopes:
+            return None
+        now = self._clock()
+        plan = plan_for(
+            caller.system.id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms
+        )
+        rid = uuid.uuid4().hex
+        store, admission = await self._admit(plan, rid, estimate, int(now * 1000))
+        if not admission.admitted:
+            check = plan.checks[admission.failed_index]
+            raise rejection(check, caller.system.id, admission.retry_after_ms, estimate)
+        return Reservation(plan, rid, estimate, store, admission.states)
+
+    def settle_soon(self, reservation: Reservation | None, actual_tokens: int) -> None:
+        """Settle in a task of its own, so a cancelled request (client gone) still settles."""
+        if reservation is None or reservation.settled:
+            return
+        reservation.settled = True
+        task = asyncio.get_running_loop().create_task(self._settle(reservation, actual_tokens))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for settlements still running (at shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self._shared.aclose()
+
+    async def _admit(
+        self, plan: Plan, rid: str, estimate: int, now_ms: int
+    ) -> tuple[LimitStore, Admission]:
+        try:
+            return self._shared, await self._shared.admit(plan, rid, estimate, 0)
+        except StoreUnavailable as exc:
+            self._log_outage(exc)
+            if not self._fail_open or self._local is None:
+                raise GatewayError(
+                    503,
+                    "Rate limits cannot be checked right now; try again shortly.",
+                    type="server_error",
+                    code="limits_unavailable",
+                    headers={"retry-after": "1"},
+                ) from None
+            return self._local, await self._local.admit(plan, rid, estimate, now_ms)
+
+    async def _settle(self, reservation: Reservation, actual_tokens: int) -> None:
+        delta = actual_tokens - reservation.estimate
+        try:
+            await reservation.store.settle(reservation.plan, reservation.rid, delta)
+        except StoreUnavailable as exc:
+            # The reservation stays as taken: limits err on the safe side.
+            log.error("could not settle reservation %s: %s", reservation.rid, exc)
+
+    def _log_outage(self, exc: StoreUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._last_outage_log >= OUTAGE_LOG_EVERY_SECONDS:
+            self._last_outage_log = now
+            policy = "admitting and counting in this instance" if self._fail_open else "refusing"
+            log.error("LIMITS STORE UNREACHABLE (%s): %s requests", exc, policy)
+
+
+def rejection(check: Check, system_id: str, retry_after_ms: int, estimate: int) -> GatewayError:
+    hopeless = retry_after_ms < 0
+    wait_ms = 60_000 if hopeless else max(retry_after_ms, 1)
+    headers = {
+        "retry-after": str(math.ceil(wait_ms / 1000)),
+        "retry-after-ms": str(wait_ms),
+    }
+    if hopeless or check.kind == "quota":
+        headers["x-should-retry"] = "false"
+    return GatewayError(
+        429,
+        _message(check, system_id, wait_ms, estimate, hopeless),
+        type=_TYPES[check.kind],
+        code="quota_exceeded" if check.kind == "quota" else _CODES[check.kind],
+        headers=headers,
+    )
+
+
+_TYPES = {"rpm": "requests", "tpm": "tokens", "conc": "requests", "quota": "insufficient_quota"}
+_CODES = {
+    "rpm": "rate_limit_exceeded",
+    "tpm": "rate_limit_exceeded",
+    "conc": "concurrency_limit_exceeded",
+}
+
+
+def _message(check: Check, system_id: str, wait_ms: int, estimate: int, hopeless: bool) -> str:
+    if check.kind == "quota":
+        return (f"System '{system_id}' has used its token quota for this {check.label} "
+                f"(limit {check.limit}). It renews in {math.ceil(wait_ms / 1000)}s.")  # fmt: skip
+    if hopeless:
+        return (f"Request too large for system '{system_id}' on tokens per minute (TPM): "
+                f"Limit {check.limit}, Requested {estimate}.")  # fmt: skip
+    name = {"rpm": "requests per minute (RPM)", "tpm": "tokens per minute (TPM)",
+            "conc": "concurrent requests"}[check.kind]  # fmt: skip
+    return (f"Rate limit reached for system '{system_id}' on {name}: Limit {check.limit}. "
+            f"Please try again in {wait_ms / 1000:.3g}s.")  # fmt: skip

@@ -1,0 +1,66 @@
+"""Traffic limits as configured in the registry: per system, per system and model, per key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+LIMIT_FIELDS = ("rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month")
+
+
+class LimitsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+NO_LIMITS = Limits()
+
+
+def parse_limits(raw: Any, where: str) -> Limits:
+    if raw is None:
+        return NO_LIMITS
+    if not isinstance(raw, dict):
+        raise LimitsError(f"{where}: limits must be an object")
+    unknown = set(raw) - set(LIMIT_FIELDS)
+    if unknown:
+        raise LimitsError(f"{where}: unknown limits {sorted(unknown)}")
+    for name, value in raw.items():
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise LimitsError(f"{where}: {name} must be a whole number >= 0")
+    return Limits(**raw)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One set of counters: `name` is unique within its system (e.g. "s", "m:gpt-4o", "k:abc")."""
+
+    name: str
+    limits: Limits
+
+
+def applicable_scopes(
+    system_limits: Limits, model_limits: Limits, key_limits: Limits, model: str, key_id: str
+) -> list[Scope]:
+    scopes = [
+        Scope("s", system_limits),
+        Scope(f"m:{model}", model_limits),
+        Scope(f"k:{key_id}", key_limits),
+    ]
+    return [s for s in scopes if not s.limits.empty]
