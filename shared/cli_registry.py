@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from shared import registry_admin as admin
+from shared.limits import LIMIT_FIELDS
 from shared.registry import ALL_MODELS, Registry
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings
@@ -38,6 +39,17 @@ def add_commands(commands: Any) -> None:
     state.add_argument("--disable", action="store_const", const=True, dest="disabled")
     state.add_argument("--enable", action="store_const", const=False, dest="disabled")
     update.set_defaults(handler=cmd_systems_update)
+    limits = sys_cmds.add_parser(
+        "limits", help="set a system's limits (or one model's, or one key's); 'none' removes one"
+    )
+    limits.add_argument("system_id")
+    target = limits.add_mutually_exclusive_group()
+    target.add_argument("--model", help="limits for this model within the system")
+    target.add_argument("--key", dest="key_id", help="limits for this key (by key id)")
+    for name in LIMIT_FIELDS:
+        limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_limit_value)
+    limits.add_argument("--clear", action="store_true", help="remove every limit first")
+    limits.set_defaults(handler=cmd_systems_limits)
     delete = sys_cmds.add_parser("delete", help="remove a system and all its keys")
     delete.add_argument("system_id")
     delete.set_defaults(handler=cmd_systems_delete)
@@ -98,6 +110,28 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
     )
     system = _with_store(lambda store: admin.edit(store, change))
     _print_json(_public_system(args.system_id, system))
+    return 0
+
+
+_NONE = -1
+
+
+def _limit_value(text: str) -> int:
+    if text.lower() == "none":
+        return _NONE
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("limits are whole numbers >= 0, or 'none'")
+    return value
+
+
+def cmd_systems_limits(args: argparse.Namespace) -> int:
+    given = {n: getattr(args, n) for n in LIMIT_FIELDS if getattr(args, n) is not None}
+    changes = {n: (None if v == _NONE else v) for n, v in given.items()}
+    change = admin.set_limits(
+        args.system_id, changes, model=args.model, key_id=args.key_id, clear=args.clear
+    )
+    _print_json(_with_store(lambda store: admin.edit(store, change)))
     return 0
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import GatewayError
+from shared.limit_store import LimitStore
+from shared.limit_store_memory import MemoryLimitStore
+from shared.limit_store_redis import RedisLimitStore, redis_client
+from shared.limiter import Limiter
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.secrets import CachedSecrets, build_secret_provider
 from shared.settings import Settings, get_settings
 from shared.upstream_client import UpstreamClient
-from shared.upstreams import GatewayConfig, load_config
+from shared.upstreams import ConfigError, GatewayConfig, load_config
 
 log = logging.getLogger("tollgate")
 
@@ -27,6 +32,7 @@ class Gateway:
     registry: RegistryCache
     secrets: CachedSecrets
     client: UpstreamClient
+    limiter: Limiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -48,12 +54,31 @@ class Gateway:
                 settings.upstream_read_timeout,
                 settings.upstream_pool_size,
             ),
+            limiter=build_limiter(settings),
         )
 
     async def aclose(self) -> None:
+        await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()
         await self.registry.aclose()
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    try:
+        zone = ZoneInfo(settings.quota_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"TOLLGATE_QUOTA_TIMEZONE: unknown zone {settings.quota_timezone!r}"
+        ) from None
+    local: LimitStore | None = None
+    if settings.redis_url:
+        shared: LimitStore = RedisLimitStore(redis_client(settings.redis_url))
+        local = MemoryLimitStore()
+    else:
+        shared = MemoryLimitStore()
+    fail_open = settings.redis_failure_policy == "open"
+    return Limiter(shared, local, fail_open, zone, settings.concurrency_lease_seconds)
 
 
 _gateway: Gateway | None = None

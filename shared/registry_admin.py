@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared import keys
+from shared.limits import LimitsError, parse_limits
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
 
@@ -130,3 +131,50 @@ def revoke_key(key_id: str) -> Callable[[Document], str]:
         raise RegistryError(f"no key '{key_id}'")
 
     return change
+
+
+def set_limits(
+    system_id: str,
+    changes: dict[str, int | None],
+    *,
+    model: str | None = None,
+    key_id: str | None = None,
+    clear: bool = False,
+) -> Callable[[Document], dict[str, int]]:
+    """Set (a number) or remove (None) limits of a system, of one of its models, or of a key."""
+    if model and key_id:
+        raise RegistryError("limits are per system, per system and model, or per key")
+    try:
+        parse_limits({k: v for k, v in changes.items() if v is not None}, "limits")
+    except LimitsError as exc:
+        raise RegistryError(str(exc)) from None
+
+    def change(document: Document) -> dict[str, int]:
+        system = system_of(document, system_id)
+        if key_id is not None:
+            owner = (system.get("keys") or {}).get(key_id)
+            if owner is None:
+                raise RegistryError(f"system '{system_id}' has no key '{key_id}'")
+            owner["limits"] = limits = _changed(owner.get("limits"), changes, clear)
+        elif model is not None:
+            per_model = system.setdefault("model_limits", {})
+            limits = _changed(per_model.get(model), changes, clear)
+            if limits:
+                per_model[model] = limits
+            else:
+                per_model.pop(model, None)
+        else:
+            system["limits"] = limits = _changed(system.get("limits"), changes, clear)
+        return limits
+
+    return change
+
+
+def _changed(current: Any, changes: dict[str, int | None], clear: bool) -> dict[str, int]:
+    limits: dict[str, int] = {} if clear else dict(current or {})
+    for name, value in changes.items():
+        if value is None:
+            limits.pop(name, None)
+        else:
+            limits[name] = value
+    return limits

@@ -32,6 +32,11 @@ class Settings:
     upstream_read_timeout: float
     upstream_pool_size: int
     log_level: str
+    redis_url: str | None
+    redis_failure_policy: str
+    quota_timezone: str
+    concurrency_lease_seconds: float
+    default_completion_tokens: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -55,6 +60,11 @@ class Settings:
             upstream_read_timeout=_float(e, "TOLLGATE_UPSTREAM_READ_TIMEOUT", 300.0),
             upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
             log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
+            redis_url=_opt(e, "TOLLGATE_REDIS_URL"),
+            redis_failure_policy=_choice(e, "TOLLGATE_REDIS_FAILURE_POLICY", ("open", "closed")),
+            quota_timezone=e.get("TOLLGATE_QUOTA_TIMEZONE", "").strip() or "UTC",
+            concurrency_lease_seconds=_float(e, "TOLLGATE_CONCURRENCY_LEASE_SECONDS", 600.0),
+            default_completion_tokens=int(_float(e, "TOLLGATE_DEFAULT_COMPLETION_TOKENS", 1024)),
         )
 
 
@@ -79,6 +89,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ValueError(f"setting {name} must not be negative")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; the first is the default."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValueError(f"setting {name} must be one of {', '.join(choices)}")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
