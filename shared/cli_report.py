@@ -1,0 +1,170 @@
+"""`tollgate report`: latency percentiles, gateway overhead and a chart from probe/bench CSVs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from shared.cli_errors import CommandError
+from shared.latency_csv import LatencyRow, read_csv
+from shared.report_render import Provenance, render_html, render_png, render_text
+from shared.report_stats import Summary, summarise
+from shared.results_store import ResultsStore, results_store
+from shared.settings import ProbeSettings, Settings
+
+DEFAULT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Loaded:
+    rows: list[LatencyRow]
+    files: int
+    where: str  # the sources, for messages
+
+
+def add_commands(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="latency percentiles, gateway overhead and a chart from probe/bench CSVs",
+        description="Per model, path and stream mode: request count, error rate and p50/p90/p99 "
+        "of total time and time to first byte; and the gateway's overhead over direct calls.",
+    )
+    report.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="CSV files or folders of CSVs (searched recursively); "
+        "default: the probe results location (TOLLGATE_PROBE_RESULTS)",
+    )
+    report.add_argument(
+        "--from",
+        dest="since",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="first day (UTC); default: 6 days before --to, or no limit with SOURCES",
+    )
+    report.add_argument(
+        "--to",
+        dest="until",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="last day (UTC); default: today, or no limit with SOURCES",
+    )
+    report.add_argument(
+        "--out", type=Path, metavar="DIR", help="also write report.png and report.html here"
+    )
+    report.set_defaults(handler=cmd_report)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    since, until = args.since, args.until
+    if not args.sources:
+        until = until or datetime.now(UTC).date()
+        since = since or until - timedelta(days=DEFAULT_DAYS - 1)
+    if since and until and since > until:
+        raise CommandError(f"--from {since} is after --to {until}")
+    if args.sources:
+        loaded = load_files([Path(s) for s in args.sources], since, until)
+    else:
+        loaded = asyncio.run(_load_probe_results(since, until))
+    if not loaded.rows:
+        where = f"{loaded.files} file(s) from {loaded.where}"
+        print(f"tollgate report: no latency rows in {where}", file=sys.stderr)
+        return 1
+    summary = summarise(loaded.rows)
+    first, last = summary.first, summary.last
+    period = f"{since or (first and first.date())} to {until or (last and last.date())}"
+    provenance = Provenance(period, loaded.files, summary.rows)
+    print(render_text(summary, provenance))
+    if args.out is not None:
+        _write_out(args.out, summary, provenance)
+    return 0
+
+
+def _write_out(folder: Path, summary: Summary, provenance: Provenance) -> None:
+    png = render_png(summary, provenance)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.png").write_bytes(png)
+    (folder / "report.html").write_text(render_html(summary, provenance, png), encoding="utf-8")
+    print(f"\nWrote {folder / 'report.png'} and {folder / 'report.html'}")
+
+
+def load_files(sources: Sequence[Path], since: date | None, until: date | None) -> Loaded:
+    """Rows of CSV files and folders of CSVs, keeping those that started within the dates."""
+    files = list(_csv_files(sources))
+    rows = [
+        row
+        for file in files
+        for row in parse(str(file), _read(file))
+        if (since is None or row.start.date() >= since)
+        and (until is None or row.start.date() <= until)
+    ]
+    return Loaded(rows, len(files), ", ".join(str(s) for s in sources))
+
+
+def _csv_files(sources: Sequence[Path]) -> Iterator[Path]:
+    for source in sources:
+        if source.is_file():
+            yield source
+        elif source.is_dir():
+            yield from sorted(source.rglob("*.csv"))
+        else:
+            raise CommandError(f"{source}: no such file or folder")
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")  # -sig: a CSV saved by Excel starts with a BOM
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"{file}: cannot read it ({exc})") from None
+
+
+async def load_store(store: ResultsStore, since: date, until: date) -> Loaded:
+    """Rows of every run the store holds from since to until (by the day in the run's name)."""
+    names = await store.names(since, until)
+    rows: list[LatencyRow] = []
+    for name in names:
+        rows += parse(f"{store.describe()}/{name}", await store.get(name))
+    return Loaded(rows, len(names), f"{store.describe()} ({since} to {until})")
+
+
+async def _load_probe_results(since: date, until: date) -> Loaded:
+    settings = Settings.from_env()
+    location = ProbeSettings.from_env().results
+    try:
+        store = results_store(
+            location, settings.storage_connection_string, settings.azure_client_id
+        )
+    except ValueError as exc:
+        raise CommandError(f"probe results location: {exc}") from None
+    try:
+        return await load_store(store, since, until)
+    except (AzureError, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CommandError(f"{store.describe()}: {first_line}") from None
+    finally:
+        await store.aclose()
+
+
+def parse(name: str, text: str) -> list[LatencyRow]:
+    try:
+        return list(read_csv(text))
+    except KeyError as exc:
+        raise CommandError(f"{name}: not a latency CSV (no column {exc})") from None
+    except ValueError as exc:
+        raise CommandError(f"{name}: not a latency CSV ({exc})") from None
