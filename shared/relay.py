@@ -12,7 +12,9 @@ import aiohttp
 from starlette.responses import Response, StreamingResponse
 
 from shared.errors import GatewayError, error_body, upstream_failure
+from shared.metering import Meter
 from shared.secrets import CachedSecrets, SecretNotFound, SecretProviderError
+from shared.stream_usage import UsageTap
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import Operation, PublicModel, Upstream
 
@@ -37,9 +39,14 @@ async def forward(
     model: PublicModel,
     payload: dict[str, Any],
     request_id: str,
+    meter: Meter | None = None,
 ) -> Response:
+    """Send the request upstream and relay the answer; `meter`, when given, is settled on
+    every path that returns (the caller settles it when this raises)."""
     upstream = model.upstream
     payload["model"] = upstream.target
+    stream = payload.get("stream") is True
+    strip_usage = meter is not None and stream and _ask_for_usage(payload, upstream)
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     resp = await _send_with_rotation(client, secrets, upstream, model.operation, data, request_id)
     headers = relayed_headers(resp.headers, request_id, upstream.name)
@@ -49,28 +56,62 @@ async def forward(
         raise upstream_failure(
             502, "The upstream deployment rejected the gateway.", "upstream_rejected"
         )
-    if payload.get("stream") is True and resp.status == 200:
+    if stream and resp.status == 200:
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
-        return StreamingResponse(
-            relay_stream(resp, upstream.name), status_code=200, headers=headers
-        )
+        tap = UsageTap(strip_usage) if meter is not None else None
+        return RelayedStream(resp, upstream.name, tap, meter, headers)
     try:
         body = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _transport_error(upstream, exc) from None
     finally:
         resp.release()
+    if meter is not None:
+        meter.settle_body(resp.status, body)
     return Response(content=body, status_code=resp.status, headers=headers)
 
 
-async def relay_stream(resp: aiohttp.ClientResponse, upstream_name: str) -> AsyncIterator[bytes]:
+class RelayedStream(StreamingResponse):
+    """Relays upstream chunks as they arrive. Its own end, however it comes (finished, client
+    gone, never started), drops the upstream connection if still open and settles the meter."""
+
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        upstream_name: str,
+        tap: UsageTap | None,
+        meter: Meter | None,
+        headers: dict[str, str],
+    ):
+        self._upstream = resp
+        self._tap = tap
+        self._meter = meter
+        super().__init__(relay_stream(resp, upstream_name, tap), status_code=200, headers=headers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._upstream.close()
+            if self._meter is not None and self._tap is not None:
+                self._meter.settle_stream(self._tap)
+
+
+async def relay_stream(
+    resp: aiohttp.ClientResponse, upstream_name: str, tap: UsageTap | None = None
+) -> AsyncIterator[bytes]:
     """Pass chunks through as they arrive; on the client's disconnect the task is
     cancelled and `finally` drops the upstream connection, which cancels it upstream."""
     completed = False
     try:
         async for chunk in resp.content.iter_any():
-            yield chunk
+            out = tap.feed(chunk) if tap is not None else chunk
+            if out:
+                yield out
+        rest = tap.flush() if tap is not None else b""
+        if rest:
+            yield rest
         completed = True
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("stream from %s broke: %s", upstream_name, type(exc).__name__)
@@ -82,6 +123,18 @@ async def relay_stream(resp: aiohttp.ClientResponse, upstream_name: str) -> Asyn
             resp.release()
         else:
             resp.close()
+
+
+def _ask_for_usage(payload: dict[str, Any], upstream: Upstream) -> bool:
+    """Ask the upstream to report a stream's usage; True when the client did not ask itself
+    (so the usage chunk must be taken out of what it sees)."""
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        return False  # malformed: let the upstream say so
+    if (options or {}).get("include_usage") is True or not upstream.reports_stream_usage:
+        return False
+    payload["stream_options"] = {**(options or {}), "include_usage": True}
+    return True
 
 
 def relayed_headers(

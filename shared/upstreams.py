@@ -52,6 +52,11 @@ class Upstream:
             )
         return f"{self.base_url}{_OPENAI_PATHS[op]}"
 
+    @property
+    def reports_stream_usage(self) -> bool:
+        """Whether it honours `stream_options.include_usage` (Azure: from 2024-09-01)."""
+        return self.kind == "openai" or self.api_version >= "2024-09-01"
+
     def auth_headers(self, key: str) -> dict[str, str]:
         if self.kind == "azure":
             return {"api-key": key}
@@ -63,6 +68,7 @@ class PublicModel:
     name: str
     operation: Operation
     upstream: Upstream
+    tokenizer: str  # the model name whose encoding counts this model's tokens
 
 
 @dataclass(frozen=True)
@@ -165,4 +171,7 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
         operation = Operation(spec.get("kind", "chat"))
     except ValueError:
         raise ConfigError(f"{where}: 'kind' must be 'chat' or 'embeddings'") from None
-    return PublicModel(name=name, operation=operation, upstream=upstreams[upstream])
+    tokenizer = spec.get("tokenizer") or name
+    if not isinstance(tokenizer, str):
+        raise ConfigError(f"{where}: 'tokenizer' must be a model name")
+    return PublicModel(name, operation, upstreams[upstream], tokenizer)

@@ -1,0 +1,209 @@
+"""Limits across three live gateway processes sharing one real Redis (127.0.0.1:6379)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis
+
+from tests.conftest import SIM_KEY, create_key
+from tests.support.processes import Service, start_gateway, start_simulator, tollgate
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CHAT: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "count my tokens"}],
+    "max_tokens": 16,
+}
+
+
+@dataclass
+class Cluster:
+    gateways: list[Service]
+    simulator: Service
+    env: dict[str, str]
+
+    def system(self, **limits: int) -> tuple[str, str]:
+        """A fresh system with these limits and a key, once every gateway knows it."""
+        system = f"lim-{uuid.uuid4().hex[:8]}"
+        assert tollgate("systems", "create", system, "--models", "*", env=self.env).returncode == 0
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in limits.items()]
+        assert tollgate("systems", "limits", system, *flags, env=self.env).returncode == 0
+        key = create_key(self.env, system)
+        for gateway in self.gateways:
+            _wait_until_known(gateway.url, key)
+        return system, key
+
+
+def _wait_until_known(url: str, key: str) -> None:
+    import requests
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if requests.get(f"{url}/v1/models", headers={"api-key": key}, timeout=5).status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the gateways never saw the new system")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    redis.Redis.from_url(REDIS_URL).ping()  # no Redis is a failure here, never a skip
+    work = tmp_path_factory.mktemp("limits")
+    simulator = start_simulator(SIM_KEY, work / "simulator.log")
+    env = {
+        "TOLLGATE_REGISTRY": str(work / "systems.json"),
+        "TOLLGATE_SIMULATOR_URL": simulator.url,
+        "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
+        "TOLLGATE_REGISTRY_REFRESH_SECONDS": "0.3",
+        "TOLLGATE_REDIS_URL": REDIS_URL,
+    }
+    gateways = [start_gateway(env, Path(work / f"gateway{i}.log")) for i in range(3)]
+    try:
+        yield Cluster(gateways, simulator, env)
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+        simulator.stop()
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, key: str, path: str, body: dict[str, Any]
+) -> tuple[int, Any, bytes]:
+    async with session.post(f"{url}{path}", headers={"api-key": key}, json=body) as resp:
+        return resp.status, resp.headers.copy(), await resp.read()  # case-insensitive
+
+
+async def _spread(cluster: Cluster, key: str, n: int, path: str, body: dict[str, Any]) -> list[Any]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as s:
+        calls = [_post(s, cluster.gateways[i % 3].url, key, path, body) for i in range(n)]
+        return list(await asyncio.gather(*calls))
+
+
+async def test_sixty_a_minute_across_three_instances(cluster: Cluster) -> None:
+    _, key = cluster.system(rpm=60)
+    results = await _spread(cluster, key, 200, "/gateway/chat/completions/gpt-4o", CHAT)
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 60 and statuses.count(429) == 140
+    for status, headers, body in results:
+        if status == 429:
+            assert 1 <= int(headers["retry-after"]) <= 60
+            assert b'"rate_limit_exceeded"' in body
+    ok_headers = [h for s, h, _ in results if s == 200]
+    assert {h["x-ratelimit-limit-requests"] for h in ok_headers} == {"60"}
+    assert sorted(int(h["x-ratelimit-remaining-requests"]) for h in ok_headers) == list(range(60))
+
+
+def _day_used(system: str) -> int:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"tg:{{{system}}}:s:day:*"))
+    assert len(keys) == 1
+    return int(client.get(keys[0]) or 0)
+
+
+async def _settled(system: str, expected: int) -> int:
+    deadline = time.monotonic() + 5  # settlement runs just after each response
+    while (used := _day_used(system)) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return used
+
+
+async def _usage_of_one_request(cluster: Cluster) -> int:
+    """What the simulator reports for CHAT (it is deterministic)."""
+    async with aiohttp.ClientSession() as session:
+        status, _, body = await _post(
+            session, cluster.simulator.url, SIM_KEY,
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", CHAT,
+        )  # fmt: skip
+    assert status == 200
+    import json
+
+    return int(json.loads(body)["usage"]["total_tokens"])
+
+
+async def test_daily_quota_holds_and_settles_to_the_upstreams_usage(cluster: Cluster) -> None:
+    per_request = await _usage_of_one_request(cluster)
+    quota = per_request * 10 + per_request // 2
+    system, key = cluster.system(tokens_per_day=quota)
+    plain = ("/gateway/chat/completions/gpt-4o", CHAT)
+    streamed = ("/v1/chat/completions", {**CHAT, "model": "gpt-4o", "stream": True})
+    results = await asyncio.gather(
+        _spread(cluster, key, 12, *plain), _spread(cluster, key, 12, *streamed)
+    )
+    flat = results[0] + results[1]
+    admitted = sum(status == 200 for status, _, _ in flat)
+    refused = [body for status, _, body in flat if status == 429]
+    assert admitted + len(refused) == 24 and all(b'"quota_exceeded"' in b for b in refused)
+    assert 1 <= admitted <= 10  # reservations hold back tokens not yet known to be unused
+    used = await _settled(system, admitted * per_request)
+    assert used == admitted * per_request <= quota
+    for status, _, body in results[1]:
+        if status == 200:  # the client did not ask for usage: the extra chunk is not shown
+            assert b'"usage":{' not in body and body.rstrip().endswith(b"data: [DONE]")
+
+
+async def test_streamed_usage_the_client_asked_for_is_kept(cluster: Cluster) -> None:
+    _, key = cluster.system(tpm=100_000)
+    body = {**CHAT, "model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
+    ((status, headers, raw),) = await _spread(cluster, key, 1, "/v1/chat/completions", body)
+    assert status == 200 and raw.count(b'"usage":{') == 1
+    assert int(headers["x-ratelimit-remaining-tokens"]) < 100_000
+
+
+async def test_limits_apply_on_every_route(cluster: Cluster) -> None:
+    _, key = cluster.system(rpm=4)
+    routes: list[tuple[str, dict[str, Any]]] = [
+        ("/gateway/chat/completions/gpt-4o", CHAT),
+        ("/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", CHAT),
+        ("/v1/chat/completions", {**CHAT, "model": "gpt-4o"}),
+        ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hi"}),
+        ("/gateway/embeddings/text-embedding-3-small", {"input": "hi"}),
+    ]
+    statuses = [(await _spread(cluster, key, 1, path, body))[0][0] for path, body in routes]
+    assert statuses == [200, 200, 200, 200, 429]
+
+
+async def test_concurrency_cap(cluster: Cluster) -> None:
+    _, key = cluster.system(concurrency=3)
+    slow = {**CHAT, "stream": True}
+    cluster_sim = cluster.simulator.url
+    async with aiohttp.ClientSession() as s:
+        await s.post(f"{cluster_sim}/_sim/config", json={"latency_ms": 800})
+    try:
+        results = await _spread(cluster, key, 8, "/gateway/chat/completions/gpt-4o", slow)
+    finally:
+        async with aiohttp.ClientSession() as s:
+            await s.post(f"{cluster_sim}/_sim/config", json={"latency_ms": 0})
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200] * 3 + [429] * 5
+    assert all(b"concurrency_limit_exceeded" in b for st, _, b in results if st == 429)
+    # The leases were returned: three more fit now.
+    again = await _spread(cluster, key, 3, "/gateway/chat/completions/gpt-4o", CHAT)
+    assert [status for status, _, _ in again] == [200] * 3
+
+
+async def test_disconnect_mid_stream_settles_what_was_delivered(cluster: Cluster) -> None:
+    per_request = await _usage_of_one_request(cluster)
+    system, key = cluster.system(tokens_per_day=1_000_000)
+    async with aiohttp.ClientSession() as s:
+        await s.post(f"{cluster.simulator.url}/_sim/config", json={"tokens_per_second": 10})
+        try:
+            url = f"{cluster.gateways[0].url}/gateway/chat/completions/gpt-4o"
+            body = {**CHAT, "stream": True, "max_tokens": 500}
+            async with s.post(url, headers={"api-key": key}, json=body) as resp:
+                assert resp.status == 200
+                await resp.content.readline()  # the first event, then hang up
+        finally:
+            await s.post(f"{cluster.simulator.url}/_sim/config", json={"tokens_per_second": 0})
+    deadline = time.monotonic() + 5
+    while (used := _day_used(system)) > 400 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # reserved: prompt + 500; settled: prompt + delivered
+    assert 0 < used < per_request + 10
