@@ -207,3 +207,27 @@ async def test_disconnect_mid_stream_settles_what_was_delivered(cluster: Cluster
     while (used := _day_used(system)) > 400 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # reserved: prompt + 500; settled: prompt + delivered
     assert 0 < used < per_request + 10
+
+
+def _tpm_used(system: str) -> int:
+    return int(redis.Redis.from_url(REDIS_URL).get(f"tg:{{{system}}}:s:tpm:sum") or 0)
+
+
+async def test_tokens_per_minute_hold_and_settle_exactly(cluster: Cluster) -> None:
+    per_request = await _usage_of_one_request(cluster)
+    limit = per_request * 8
+    system, key = cluster.system(tpm=limit)
+    streamed = {**CHAT, "model": "gpt-4o", "stream": True}
+    results = await asyncio.gather(
+        _spread(cluster, key, 10, "/gateway/chat/completions/gpt-4o", CHAT),
+        _spread(cluster, key, 10, "/v1/chat/completions", streamed),
+    )
+    flat = results[0] + results[1]
+    admitted = sum(status == 200 for status, _, _ in flat)
+    assert 1 <= admitted <= 8
+    refusals = [(h, b) for s, h, b in flat if s == 429]
+    assert all(b'"type": "tokens"' in b and 1 <= int(h["retry-after"]) <= 60 for h, b in refusals)
+    deadline = time.monotonic() + 5
+    while _tpm_used(system) != admitted * per_request and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert _tpm_used(system) == admitted * per_request <= limit
