@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.errors import GatewayError
@@ -15,9 +16,10 @@ from shared.limit_store import LimitStore
 from shared.limit_store_memory import MemoryLimitStore
 from shared.limit_store_redis import RedisLimitStore, redis_client
 from shared.limiter import Limiter
+from shared.redis_auth import EntraIdCredentials
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
-from shared.secrets import CachedSecrets, build_secret_provider
+from shared.secrets import CachedSecrets, build_credential, build_secret_provider
 from shared.settings import Settings, get_settings
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import ConfigError, GatewayConfig, load_config
@@ -73,12 +75,23 @@ def build_limiter(settings: Settings) -> Limiter:
         ) from None
     local: LimitStore | None = None
     if settings.redis_url:
-        shared: LimitStore = RedisLimitStore(redis_client(settings.redis_url))
+        shared: LimitStore = RedisLimitStore(
+            redis_client(settings.redis_url, **_redis_auth(settings))
+        )
         local = MemoryLimitStore()
     else:
         shared = MemoryLimitStore()
     fail_open = settings.redis_failure_policy == "open"
     return Limiter(shared, local, fail_open, zone, settings.concurrency_lease_seconds)
+
+
+def _redis_auth(settings: Settings) -> dict[str, Any]:
+    if settings.redis_auth != "entra":
+        return {}  # the URL carries the password, if any (rediss://:<key>@host:6380)
+    if not settings.redis_username:
+        raise ConfigError("TOLLGATE_REDIS_AUTH=entra needs TOLLGATE_REDIS_USERNAME (object id)")
+    credential = build_credential(settings.azure_client_id)
+    return {"credential_provider": EntraIdCredentials(credential, settings.redis_username)}
 
 
 _gateway: Gateway | None = None

@@ -33,6 +33,8 @@ class Settings:
     upstream_pool_size: int
     log_level: str
     redis_url: str | None
+    redis_auth: str
+    redis_username: str | None
     redis_failure_policy: str
     quota_timezone: str
     concurrency_lease_seconds: float
@@ -61,6 +63,8 @@ class Settings:
             upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
             log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
             redis_url=_opt(e, "TOLLGATE_REDIS_URL"),
+            redis_auth=_choice(e, "TOLLGATE_REDIS_AUTH", ("url", "entra")),
+            redis_username=_opt(e, "TOLLGATE_REDIS_USERNAME"),
             redis_failure_policy=_choice(e, "TOLLGATE_REDIS_FAILURE_POLICY", ("open", "closed")),
             quota_timezone=e.get("TOLLGATE_QUOTA_TIMEZONE", "").strip() or "UTC",
             concurrency_lease_seconds=_float(e, "TOLLGATE_CONCURRENCY_LEASE_SECONDS", 600.0),

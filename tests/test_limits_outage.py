@@ -3,50 +3,18 @@ When it comes back, the shared limits resume. Uses a private redis-server it can
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from tests.conftest import SIM_KEY, Live, create_key
-from tests.support.processes import Service, free_port, start_gateway, tollgate
+from tests.support.processes import Service, start_gateway, tollgate
+from tests.support.redis_server import PrivateRedis
 
 CHAT: Any = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-
-
-class PrivateRedis:
-    def __init__(self, work: Path):
-        self.port = free_port()
-        self.work = work
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.work)]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture(scope="module")
@@ -104,4 +72,4 @@ def test_policies_through_an_outage_and_back(
     while statuses(fail_closed, key, 1) != [200] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert statuses(fail_open, key, 4) + statuses(fail_closed, key, 2) == [200] * 4 + [429] * 2
-    assert redis.Redis(port=private.port).keys("tg:{app}:s:rpm")
+    assert private.client().keys("tg:{app}:s:rpm")
