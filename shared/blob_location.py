@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from azure.storage.blob.aio import BlobClient, ContainerClient
-
 from shared.secrets import build_credential
+
+if TYPE_CHECKING:  # azure-storage-blob is ~40 MB: loaded only when a blob store is used
+    from azure.storage.blob.aio import BlobClient, ContainerClient
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ def container_client(
     location: BlobLocation, client_id: str | None, **options: Any
 ) -> tuple[ContainerClient, Any]:
     """The client, and the credential to close with it (None for connection strings)."""
+    from azure.storage.blob.aio import ContainerClient
+
     if location.connection_string:
         client = ContainerClient.from_connection_string(
             location.connection_string, container_name=location.container, **options
@@ -63,6 +66,8 @@ def container_client(
 
 
 def blob_client(location: BlobLocation, client_id: str | None) -> tuple[BlobClient, Any]:
+    from azure.storage.blob.aio import BlobClient
+
     if location.connection_string:
         client = BlobClient.from_connection_string(
             location.connection_string, container_name=location.container, blob_name=location.path

@@ -14,9 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.errors import GatewayError
 from shared.limit_store import LimitStore
 from shared.limit_store_memory import MemoryLimitStore
-from shared.limit_store_redis import RedisLimitStore, redis_client
 from shared.limiter import Limiter
-from shared.redis_auth import EntraIdCredentials
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.secrets import CachedSecrets, build_credential, build_secret_provider
@@ -75,6 +73,8 @@ def build_limiter(settings: Settings) -> Limiter:
         ) from None
     local: LimitStore | None = None
     if settings.redis_url:
+        from shared.limit_store_redis import RedisLimitStore, redis_client  # redis-py: ~20 MB
+
         shared: LimitStore = RedisLimitStore(
             redis_client(settings.redis_url, **_redis_auth(settings))
         )
@@ -90,6 +90,8 @@ def _redis_auth(settings: Settings) -> dict[str, Any]:
         return {}  # the URL carries the password, if any (rediss://:<key>@host:6380)
     if not settings.redis_username:
         raise ConfigError("TOLLGATE_REDIS_AUTH=entra needs TOLLGATE_REDIS_USERNAME (object id)")
+    from shared.redis_auth import EntraIdCredentials
+
     credential = build_credential(settings.azure_client_id)
     return {"credential_provider": EntraIdCredentials(credential, settings.redis_username)}
 

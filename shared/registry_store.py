@@ -9,7 +9,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -18,10 +18,12 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ResourceNotModifiedError,
 )
-from azure.storage.blob.aio import BlobClient
 
 from shared.blob_location import blob_client, parse_location
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobClient
 
 
 class ConcurrentEdit(Exception):

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import ContentSettings
-from azure.storage.blob.aio import ContainerClient
 
 from shared.blob_location import BlobLocation, container_client, parse_location
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import ContainerClient
 
 
 def run_blob_name(day: date, run_id: str) -> str:
@@ -91,7 +92,7 @@ class ContainerResults:
             self._prefix + name,
             text.encode("utf-8"),
             overwrite=True,
-            content_settings=ContentSettings(content_type="text/csv; charset=utf-8"),
+            content_settings=_csv_content(),
         )
 
     async def names(self, since: date, until: date) -> list[str]:
@@ -110,6 +111,12 @@ class ContainerResults:
         await self._container.close()
         if self._credential is not None:
             await self._credential.close()
+
+
+def _csv_content() -> Any:
+    from azure.storage.blob import ContentSettings
+
+    return ContentSettings(content_type="text/csv; charset=utf-8")
 
 
 def results_store(

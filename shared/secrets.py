@@ -17,8 +17,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
-from azure.keyvault.secrets.aio import SecretClient
 
 from shared.secret_cache import CachedSecrets
 
@@ -87,6 +85,8 @@ class KeyVaultSecretProvider:
     def __init__(self, vault_url: str, credential: AsyncTokenCredential, **client_kwargs: Any):
         self._vault_url = vault_url
         self._credential = credential
+        from azure.keyvault.secrets.aio import SecretClient  # only when a vault is configured
+
         self._client = SecretClient(vault_url, credential, **client_kwargs)
 
     async def get(self, name: str) -> str:
@@ -123,6 +123,9 @@ def running_in_azure(environ: Mapping[str, str] | None = None) -> bool:
 
 def build_credential(client_id: str | None) -> AsyncTokenCredential:
     """ManagedIdentityCredential in Azure; DefaultAzureCredential (az login, env, ...) elsewhere."""
+    # Imported here: azure-identity costs ~30 MB and a hosting that needs no identity skips it.
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
     if running_in_azure():
         return ManagedIdentityCredential(client_id=client_id)
     # The aio DefaultAzureCredential has no interactive browser credential, so nothing to exclude.
