@@ -14,7 +14,7 @@ import aiohttp
 from shared.cli_errors import CommandError
 from shared.latency_csv import LatencyRow, to_csv
 from shared.probe import schedule, targets, time_requests
-from shared.secrets import SecretNotFound, SecretProviderError, build_secret_provider
+from shared.secrets import SecretNotFound, SecretProviderError, secret_provider_from
 from shared.settings import ProbeSettings, Settings
 from shared.upstreams import Operation, load_config
 
@@ -67,12 +67,7 @@ async def _bench(args: argparse.Namespace, models: list[str], paths: list[str]) 
     ]
     if unknown:
         raise CommandError(f"not chat models in the gateway configuration: {', '.join(unknown)}")
-    provider = build_secret_provider(
-        settings.keyvault_url,
-        settings.azure_client_id,
-        settings.keyvault_ca_file,
-        settings.keyvault_verify_challenge_resource,
-    )
+    provider = secret_provider_from(settings)
     secrets = _KeyFromEnv(provider, probe.key_secret, os.environ.get(args.key_env))
     try:
         plan = await targets(

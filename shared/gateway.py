@@ -17,7 +17,7 @@ from shared.limit_store_memory import MemoryLimitStore
 from shared.limiter import Limiter
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
-from shared.secrets import CachedSecrets, build_credential, build_secret_provider
+from shared.secrets import CachedSecrets, build_credential, secret_provider_from
 from shared.settings import Settings, get_settings
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import ConfigError, GatewayConfig, load_config
@@ -36,12 +36,7 @@ class Gateway:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
-        provider = build_secret_provider(
-            settings.keyvault_url,
-            settings.azure_client_id,
-            ca_file=settings.keyvault_ca_file,
-            verify_challenge_resource=settings.keyvault_verify_challenge_resource,
-        )
+        provider = secret_provider_from(settings)
         return cls(
             settings=settings,
             config=load_config(settings),

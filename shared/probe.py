@@ -20,7 +20,7 @@ from shared.secrets import (
     SecretNotFound,
     SecretProvider,
     SecretProviderError,
-    build_secret_provider,
+    secret_provider_from,
 )
 from shared.settings import ProbeSettings, Settings
 from shared.upstreams import GatewayConfig, Operation, load_config
@@ -111,12 +111,7 @@ async def run_scheduled() -> ProbeRun | None:
         return None
     settings = Settings.from_env()
     config = load_config(settings)
-    provider = build_secret_provider(
-        settings.keyvault_url,
-        settings.azure_client_id,
-        settings.keyvault_ca_file,
-        settings.keyvault_verify_challenge_resource,
-    )
+    provider = secret_provider_from(settings)
     try:
         plan = await _plan(config, probe, provider)
     finally:
