@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AZURITE := node_modules/.bin/azurite-blob
 
-.PHONY: install run serve test lint typecheck unit fmt clean
+.PHONY: install run serve test lint typecheck unit fmt clean bench
 
 install: $(STAMP) $(AZURITE)
 
@@ -24,6 +24,10 @@ run: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/tollgate serve
+
+# What the gateway adds to a request and costs, against the simulator (README: Performance).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,7 +17,6 @@ from shared.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limit_headers import rate_limit_headers
 from shared.metering import Meter, estimate
 from shared.registry import Caller
-from shared.relay import forward
 from shared.routes import Style, allowed_methods
 from shared.upstreams import Operation, PublicModel
 
@@ -93,7 +92,7 @@ async def _forward_metered(
     gateway: Gateway, model: PublicModel, body: dict[str, Any], request_id: str, meter: Meter | None
 ) -> Response:
     try:
-        response = await forward(gateway.client, gateway.secrets, model, body, request_id, meter)
+        response = await gateway.dispatcher.forward(model, body, request_id, meter)
     except BaseException:
         if meter is not None:
             meter.settle(0)  # nothing reached the client

@@ -1,22 +1,27 @@
-"""Sending a request to its upstream deployment and relaying the answer, streamed or whole."""
+"""Forwarding a request to its model's pool: pick a deployment, fail over, relay the answer."""
 
 from __future__ import annotations
 
-import asyncio
+import email.utils
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from shared.errors import GatewayError, error_body, upstream_failure
+from shared.balancer import Balancer
+from shared.errors import GatewayError
 from shared.metering import Meter
-from shared.secrets import CachedSecrets, SecretNotFound, SecretProviderError
+from shared.secrets import CachedSecrets
+from shared.stream_relay import RelayedStream
 from shared.stream_usage import UsageTap
+from shared.upstream_call import call_upstream, transport_error
 from shared.upstream_client import UpstreamClient
-from shared.upstreams import Operation, PublicModel, Upstream
+from shared.upstreams import PublicModel, Upstream
 
 log = logging.getLogger("tollgate.relay")
 
@@ -29,33 +34,119 @@ _DROPPED = frozenset(
     }
 )  # fmt: skip
 _OWNED_PREFIXES = ("x-ratelimit-", "x-tollgate-")
-# An upstream answering these means the gateway is misconfigured; the client cannot fix it.
+# An upstream answering these is misconfigured (key, deployment, network rule): try another.
 _MISCONFIGURED = frozenset({401, 403, 404})
 
 
-async def forward(
-    client: UpstreamClient,
-    secrets: CachedSecrets,
-    model: PublicModel,
-    payload: dict[str, Any],
-    request_id: str,
-    meter: Meter | None = None,
-) -> Response:
-    """Send the request upstream and relay the answer; `meter`, when given, is settled on
-    every path that returns (the caller settles it when this raises)."""
-    upstream = model.upstream
-    payload["model"] = upstream.target
-    stream = payload.get("stream") is True
-    strip_usage = meter is not None and stream and _ask_for_usage(payload, upstream)
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    resp = await _send_with_rotation(client, secrets, upstream, model.operation, data, request_id)
-    headers = relayed_headers(resp.headers, request_id, upstream.name)
-    if resp.status in _MISCONFIGURED:
-        resp.release()
-        log.error("upstream %s answered %s", upstream.name, resp.status)
-        raise upstream_failure(
-            502, "The upstream deployment rejected the gateway.", "upstream_rejected"
+@dataclass(frozen=True)
+class FailoverPolicy:
+    max_attempts: int
+    budget_seconds: float  # no new attempt starts after this long
+    default_cooldown_seconds: float  # a 429 without Retry-After
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        secrets: CachedSecrets,
+        balancer: Balancer,
+        policy: FailoverPolicy,
+    ):
+        self.client, self.secrets, self.balancer, self.policy = client, secrets, balancer, policy
+
+    async def forward(
+        self, model: PublicModel, payload: dict[str, Any], request_id: str, meter: Meter | None
+    ) -> Response:
+        """The first good answer from the pool. Failover happens only before anything reached
+        the client; the meter is settled on every path that returns (the caller settles it when
+        this raises), so the client is charged once whatever the attempts."""
+        stream = payload.get("stream") is True
+        tried: set[str] = set()
+        last: Response | GatewayError | None = None
+        started = time.monotonic()
+        while len(tried) < self.policy.max_attempts:
+            if time.monotonic() - started > self.policy.budget_seconds:
+                break
+            member = await self.balancer.pick(model.pool, tried)
+            if member is None:
+                break
+            upstream = member.upstream
+            tried.add(upstream.name)
+            body, strip_usage = _body_for(payload, upstream, stream and meter is not None)
+            try:
+                resp = await call_upstream(
+                    self.client, self.secrets, upstream, model.operation, body, request_id
+                )
+            except GatewayError as exc:
+                await self.balancer.failed(upstream.name)
+                last = exc
+                continue
+            if resp.status == 429:
+                resp.release()
+                await self.balancer.cool_down(upstream.name, self._cooldown(resp.headers))
+                last = None
+                continue
+            if resp.status >= 500 or resp.status in _MISCONFIGURED:
+                await self.balancer.failed(upstream.name)
+                last = await self._failed_answer(resp, upstream, request_id)
+                continue
+            await self.balancer.succeeded(upstream.name)
+            if len(tried) > 1:
+                log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
+            return await _answer(resp, upstream, request_id, stream, strip_usage, meter)
+        return self._exhausted(model, last, meter)
+
+    def _cooldown(self, headers: Mapping[str, str]) -> float:
+        return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
+
+    async def _failed_answer(
+        self, resp: aiohttp.ClientResponse, upstream: Upstream, request_id: str
+    ) -> Response | GatewayError:
+        if resp.status in _MISCONFIGURED:
+            resp.release()
+            log.error("upstream %s answered %s", upstream.name, resp.status)
+            return GatewayError(502, "The upstream deployment rejected the gateway.",
+                                type="upstream_error", code="upstream_rejected")  # fmt: skip
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return transport_error(upstream, exc)
+        finally:
+            resp.release()
+        headers = relayed_headers(resp.headers, request_id, upstream.name)
+        return Response(content=body, status_code=resp.status, headers=headers)
+
+    def _exhausted(
+        self, model: PublicModel, last: Response | GatewayError | None, meter: Meter | None
+    ) -> Response:
+        """Every attempt failed: the last upstream error, or 503 when every deployment of the
+        pool is cooling down or has its breaker open."""
+        if isinstance(last, GatewayError):
+            raise last
+        if last is not None:
+            if meter is not None:
+                meter.settle(0)
+            return last
+        wait_ms = self.balancer.retry_after_ms(model.pool)
+        raise GatewayError(
+            503,
+            f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s.",
+            type="server_error",
+            code="upstreams_unavailable",
+            headers={"retry-after": str(-(-wait_ms // 1000)), "retry-after-ms": str(wait_ms)},
         )
+
+
+async def _answer(
+    resp: aiohttp.ClientResponse,
+    upstream: Upstream,
+    request_id: str,
+    stream: bool,
+    strip_usage: bool,
+    meter: Meter | None,
+) -> Response:
+    headers = relayed_headers(resp.headers, request_id, upstream.name)
     if stream and resp.status == 200:
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
@@ -64,7 +155,7 @@ async def forward(
     try:
         body = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _transport_error(upstream, exc) from None
+        raise transport_error(upstream, exc) from None
     finally:
         resp.release()
     if meter is not None:
@@ -72,69 +163,45 @@ async def forward(
     return Response(content=body, status_code=resp.status, headers=headers)
 
 
-class RelayedStream(StreamingResponse):
-    """Relays upstream chunks as they arrive. Its own end, however it comes (finished, client
-    gone, never started), drops the upstream connection if still open and settles the meter."""
-
-    def __init__(
-        self,
-        resp: aiohttp.ClientResponse,
-        upstream_name: str,
-        tap: UsageTap | None,
-        meter: Meter | None,
-        headers: dict[str, str],
-    ):
-        self._upstream = resp
-        self._tap = tap
-        self._meter = meter
-        super().__init__(relay_stream(resp, upstream_name, tap), status_code=200, headers=headers)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._upstream.close()
-            if self._meter is not None and self._tap is not None:
-                self._meter.settle_stream(self._tap)
+def _body_for(
+    payload: dict[str, Any], upstream: Upstream, metered_stream: bool
+) -> tuple[bytes, bool]:
+    """The request as this upstream gets it: its own model name and, for a metered stream,
+    a request for usage. Also says whether the client must not see that usage chunk."""
+    body = {**payload, "model": upstream.target}
+    strip = metered_stream and _ask_for_usage(body, upstream)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), strip
 
 
-async def relay_stream(
-    resp: aiohttp.ClientResponse, upstream_name: str, tap: UsageTap | None = None
-) -> AsyncIterator[bytes]:
-    """Pass chunks through as they arrive; on the client's disconnect the task is
-    cancelled and `finally` drops the upstream connection, which cancels it upstream."""
-    completed = False
-    try:
-        async for chunk in resp.content.iter_any():
-            out = tap.feed(chunk) if tap is not None else chunk
-            if out:
-                yield out
-        rest = tap.flush() if tap is not None else b""
-        if rest:
-            yield rest
-        completed = True
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("stream from %s broke: %s", upstream_name, type(exc).__name__)
-        message = "The upstream stream was interrupted."
-        yield b"data: " + error_body(message, type="upstream_error", code="stream_interrupted")
-        yield b"\n\n"
-    finally:
-        if completed:
-            resp.release()
-        else:
-            resp.close()
-
-
-def _ask_for_usage(payload: dict[str, Any], upstream: Upstream) -> bool:
-    """Ask the upstream to report a stream's usage; True when the client did not ask itself
-    (so the usage chunk must be taken out of what it sees)."""
-    options = payload.get("stream_options")
+def _ask_for_usage(body: dict[str, Any], upstream: Upstream) -> bool:
+    options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         return False  # malformed: let the upstream say so
     if (options or {}).get("include_usage") is True or not upstream.reports_stream_usage:
         return False
-    payload["stream_options"] = {**(options or {}), "include_usage": True}
+    body["stream_options"] = {**(options or {}), "include_usage": True}
     return True
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`retry-after-ms`, else `retry-after` (seconds or an HTTP date), as the SDKs read them."""
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001)):
+        try:
+            return max(float(headers[name]) * scale, 0.0)
+        except (KeyError, ValueError):
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def relayed_headers(
@@ -151,61 +218,3 @@ def relayed_headers(
     headers["x-request-id"] = request_id
     headers["x-tollgate-upstream"] = upstream_name
     return headers
-
-
-async def _send_with_rotation(
-    client: UpstreamClient,
-    secrets: CachedSecrets,
-    upstream: Upstream,
-    op: Operation,
-    data: bytes,
-    request_id: str,
-) -> aiohttp.ClientResponse:
-    key = await _upstream_key(secrets.get(upstream.key_secret), upstream)
-    resp = await _post(client, upstream, op, data, key, request_id)
-    if resp.status != 401:
-        return resp
-    resp.release()
-    log.warning("upstream %s refused its key; fetching the key again", upstream.name)
-    key = await _upstream_key(secrets.refresh(upstream.key_secret, key), upstream)
-    return await _post(client, upstream, op, data, key, request_id)
-
-
-async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
-    try:
-        key: str = await fetch
-    except (SecretNotFound, SecretProviderError) as exc:
-        log.error("no key for upstream %s: %s", upstream.name, type(exc).__name__)
-        raise upstream_failure(
-            502, "The gateway could not obtain the upstream key.", "upstream_key_unavailable"
-        ) from None
-    return key
-
-
-async def _post(
-    client: UpstreamClient,
-    upstream: Upstream,
-    op: Operation,
-    data: bytes,
-    key: str,
-    request_id: str,
-) -> aiohttp.ClientResponse:
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json",
-        "x-ms-client-request-id": request_id,
-        **upstream.auth_headers(key),
-    }
-    try:
-        return await client.post(upstream.url(op), headers, data)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise _transport_error(upstream, exc) from None
-
-
-def _transport_error(upstream: Upstream, exc: BaseException) -> GatewayError:
-    log.warning("upstream %s failed: %s", upstream.name, type(exc).__name__)
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return upstream_failure(504, "The upstream deployment timed out.", "upstream_timeout")
-    return upstream_failure(
-        502, "The upstream deployment could not be reached.", "upstream_unreachable"
-    )

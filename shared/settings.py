@@ -39,6 +39,11 @@ class Settings:
     quota_timezone: str
     concurrency_lease_seconds: float
     default_completion_tokens: int
+    max_attempts: int
+    failover_budget_seconds: float
+    default_cooldown_seconds: float
+    breaker_failures: int
+    breaker_open_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +74,11 @@ class Settings:
             quota_timezone=e.get("TOLLGATE_QUOTA_TIMEZONE", "").strip() or "UTC",
             concurrency_lease_seconds=_float(e, "TOLLGATE_CONCURRENCY_LEASE_SECONDS", 600.0),
             default_completion_tokens=int(_float(e, "TOLLGATE_DEFAULT_COMPLETION_TOKENS", 1024)),
+            max_attempts=max(1, int(_float(e, "TOLLGATE_MAX_ATTEMPTS", 3))),
+            failover_budget_seconds=_float(e, "TOLLGATE_FAILOVER_BUDGET_SECONDS", 60.0),
+            default_cooldown_seconds=_float(e, "TOLLGATE_DEFAULT_COOLDOWN_SECONDS", 10.0),
+            breaker_failures=max(1, int(_float(e, "TOLLGATE_BREAKER_FAILURES", 5))),
+            breaker_open_seconds=_float(e, "TOLLGATE_BREAKER_OPEN_SECONDS", 30.0),
         )
 
 

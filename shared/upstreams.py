@@ -64,11 +64,23 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class PoolMember:
+    upstream: Upstream
+    priority: int  # lower goes first; the next group is used only when a group is exhausted
+    weight: int  # share of traffic within its priority group
+
+
+@dataclass(frozen=True)
 class PublicModel:
     name: str
     operation: Operation
-    upstream: Upstream
+    pool: tuple[PoolMember, ...]
     tokenizer: str  # the model name whose encoding counts this model's tokens
+
+    @property
+    def upstream(self) -> Upstream:
+        """The first choice: the heaviest member of the first priority group."""
+        return min(self.pool, key=lambda m: (m.priority, -m.weight)).upstream
 
 
 @dataclass(frozen=True)
@@ -164,9 +176,7 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     where = f"model '{name}'"
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be an object")
-    upstream = _require(spec, "upstream", where)
-    if upstream not in upstreams:
-        raise ConfigError(f"{where}: unknown upstream '{upstream}'")
+    pool = _parse_pool(spec, upstreams, where)
     try:
         operation = Operation(spec.get("kind", "chat"))
     except ValueError:
@@ -174,4 +184,33 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
-    return PublicModel(name, operation, upstreams[upstream], tokenizer)
+    return PublicModel(name, operation, pool, tokenizer)
+
+
+def _parse_pool(
+    spec: dict[str, Any], upstreams: dict[str, Upstream], where: str
+) -> tuple[PoolMember, ...]:
+    """`"upstream": "name"`, or `"upstreams": [{"upstream", "priority", "weight"}, ...]`."""
+    members = spec.get("upstreams")
+    if members is None:
+        members = [{"upstream": _require(spec, "upstream", where)}]
+    if not isinstance(members, list) or not members:
+        raise ConfigError(f"{where}: 'upstreams' must be a non-empty list")
+    pool: list[PoolMember] = []
+    for member in members:
+        if not isinstance(member, dict):
+            raise ConfigError(f"{where}: each of 'upstreams' must be an object")
+        name = _require(member, "upstream", where)
+        if name not in upstreams:
+            raise ConfigError(f"{where}: unknown upstream '{name}'")
+        priority, weight = member.get("priority", 1), member.get("weight", 1)
+        if not _whole(priority) or not _whole(weight) or weight < 1:
+            raise ConfigError(f"{where}: priority and weight are whole numbers (weight >= 1)")
+        pool.append(PoolMember(upstreams[name], priority, weight))
+    if len({m.upstream.name for m in pool}) != len(pool):
+        raise ConfigError(f"{where}: an upstream appears twice in its pool")
+    return tuple(pool)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

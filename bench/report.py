@@ -1,0 +1,244 @@
+"""The bench's figures: what each gateway adds over direct, what limits cost, targets met or not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DIRECT = "direct"
+LIMITS_RUN, BASE_RUN = "gateway_redis", "gateway"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target from issue #6; `figure` picks the number from one gateway's results."""
+
+    key: str
+    text: str
+    limit: float
+    unit: str
+    at_most: bool = True
+
+
+GOALS = (
+    Goal("added_p50_c1", "added latency, 1 connection, p50", 1.0, "ms"),
+    Goal("added_p99_c1", "added latency, 1 connection, p99", 2.0, "ms"),
+    Goal("rps_c64", "requests/s at 64 connections", 1500.0, "req/s", at_most=False),
+    Goal("errors_c64", "errors at 64 connections (chat + stream)", 0.0, ""),
+    Goal("ttfb_added_p50", "first streamed chunk later than direct, p50", 1.0, "ms"),
+    Goal("cpu_c64", "CPU per request (64 connections)", 0.7, "ms"),
+    Goal("peak_rss", "peak RSS", 100.0, "MB"),
+)
+
+
+def find(phases: list[dict[str, Any]], mode: str, connections: int, path: str) -> dict[str, Any]:
+    for phase in phases:
+        if (phase["mode"], phase["connections"], phase["path"]) == (mode, connections, path):
+            return phase
+    raise KeyError((mode, connections, path))
+
+
+def overhead(phases: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    """Gateway minus direct, per phase: a difference of percentiles, not of paired requests."""
+    rows = []
+    for phase in phases:
+        if phase["path"] != path:
+            continue
+        direct = find(phases, phase["mode"], phase["connections"], DIRECT)
+        rows.append(
+            {
+                "mode": phase["mode"],
+                "connections": phase["connections"],
+                "added_p50_ms": phase["p50_ms"] - direct["p50_ms"],
+                "added_p90_ms": phase["p90_ms"] - direct["p90_ms"],
+                "added_p99_ms": phase["p99_ms"] - direct["p99_ms"],
+                "rps_ratio": phase["rps"] / direct["rps"] if direct["rps"] else 0.0,
+            }
+        )
+    return rows
+
+
+def ttfb_overhead(ttfb: dict[str, Any], path: str) -> dict[str, float]:
+    direct, gateway = ttfb["paths"][DIRECT], ttfb["paths"][path]
+    return {
+        "added_p50_ms": gateway["p50_ms"] - direct["p50_ms"],
+        "added_p99_ms": gateway["p99_ms"] - direct["p99_ms"],
+    }
+
+
+def limits_cost(phases: list[dict[str, Any]], ttfb: dict[str, Any]) -> dict[str, Any]:
+    """Limits in Redis minus no limits, phase by phase: the cost of the limits feature."""
+    rows = []
+    for phase in phases:
+        if phase["path"] != LIMITS_RUN:
+            continue
+        base = find(phases, phase["mode"], phase["connections"], BASE_RUN)
+        rows.append(
+            {
+                "mode": phase["mode"],
+                "connections": phase["connections"],
+                "p50_ms": phase["p50_ms"] - base["p50_ms"],
+                "p99_ms": phase["p99_ms"] - base["p99_ms"],
+                "cpu_ms_per_request": phase["cpu_ms_per_request"] - base["cpu_ms_per_request"],
+                "rps": phase["rps"] - base["rps"],
+            }
+        )
+    paths = ttfb["paths"]
+    first_chunk = paths[LIMITS_RUN]["p50_ms"] - paths[BASE_RUN]["p50_ms"]
+    return {"phases": rows, "ttfb_p50_ms": first_chunk}
+
+
+def figures(
+    path: str, phases: list[dict[str, Any]], ttfb: dict[str, Any], rss: float
+) -> dict[str, float]:
+    added = {(r["mode"], r["connections"]): r for r in overhead(phases, path)}
+    c64 = [find(phases, mode, 64, path) for mode in ("chat", "stream")]
+    return {
+        "added_p50_c1": added[("chat", 1)]["added_p50_ms"],
+        "added_p99_c1": added[("chat", 1)]["added_p99_ms"],
+        "rps_c64": find(phases, "chat", 64, path)["rps"],
+        "errors_c64": float(sum(p["error_count"] for p in c64)),
+        "ttfb_added_p50": ttfb_overhead(ttfb, path)["added_p50_ms"],
+        "cpu_c64": find(phases, "chat", 64, path)["cpu_ms_per_request"],
+        "peak_rss": rss,
+    }
+
+
+def judge(path: str, values: dict[str, float]) -> list[dict[str, Any]]:
+    return [
+        {
+            "target": goal.key,
+            "description": goal.text,
+            "path": path,
+            "value": values[goal.key],
+            "limit": goal.limit,
+            "unit": goal.unit,
+            "comparison": "<=" if goal.at_most else ">=",
+            "met": values[goal.key] <= goal.limit
+            if goal.at_most
+            else values[goal.key] >= goal.limit,
+        }
+        for goal in GOALS
+    ]
+
+
+def build(
+    *,
+    machine: dict[str, Any],
+    settings: dict[str, Any],
+    labels: dict[str, str],
+    phases: list[dict[str, Any]],
+    ttfb: dict[str, Any],
+    peak_rss_mb: dict[str, float],
+) -> dict[str, Any]:
+    gateways = [name for name in labels if name != DIRECT]
+    results: dict[str, Any] = {
+        "machine": machine,
+        "settings": settings,
+        "paths": labels,
+        "phases": phases,
+        "ttfb": ttfb,
+        "gateways": {},
+        "targets": [],
+        "limits_cost": limits_cost(phases, ttfb) if LIMITS_RUN in gateways else None,
+        "not_measured": ["usage records (not built)", "metrics (not built)", "redaction (off)"],
+    }
+    for name in gateways:
+        results["gateways"][name] = {
+            "label": labels[name],
+            "peak_rss_mb": peak_rss_mb[name],
+            "overhead": overhead(phases, name),
+            "ttfb_overhead": ttfb_overhead(ttfb, name),
+        }
+        results["targets"] += judge(name, figures(name, phases, ttfb, peak_rss_mb[name]))
+    # Targets are for the full production path: limits in Redis when it ran.
+    results["targets_judged_on"] = LIMITS_RUN if LIMITS_RUN in gateways else BASE_RUN
+    return results
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    m, s, labels = results["machine"], results["settings"], results["paths"]
+    lines = [
+        f"Tollgate bench: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+        f"load average at start {m['load_average_at_start']}",
+        f"Load: {s['load_client']}; {s['seconds_per_phase']:g} s per phase "
+        f"(+{s['warmup_seconds_per_phase']:g} s warm-up); upstream: {s['upstream']}",
+        f"Gateway: {s['gateway']}; Redis: {s['redis']}",
+        "Production path:",
+        *(f"  {name:14} {state}" for name, state in s["features"].items()),
+        "",
+        f"{'phase':11} {'path':26} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'CPU ms/req':>10}",
+    ]
+    for p in results["phases"]:
+        lines.append(
+            f"{p['mode']:6} c{p['connections']:<3} {labels[p['path']]:26} {p['rps']:8.0f} "
+            f"{p['p50_ms']:8.3f} {p['p90_ms']:8.3f} {p['p99_ms']:8.3f} {p['error_count']:6d} "
+            f"{_ms(p['cpu_ms_per_request']):>10}"
+        )
+    ttfb = results["ttfb"]
+    lines += [
+        "",
+        f"Time to first streamed chunk (1 connection, {ttfb['samples']} requests per path, "
+        "alternating):",
+    ]
+    for name, spread in ttfb["paths"].items():
+        lines.append(
+            f"  {labels[name]:26} p50 {spread['p50_ms']:.3f}  p90 {spread['p90_ms']:.3f}  "
+            f"p99 {spread['p99_ms']:.3f} ms"
+        )
+    lines += ["", "Added by the gateway (gateway minus direct, ms):"]
+    for gateway in results["gateways"].values():
+        lines.append(f"  {gateway['label']}: peak RSS {gateway['peak_rss_mb']:.1f} MB")
+        for row in gateway["overhead"]:
+            lines.append(
+                f"    {row['mode']:6} c{row['connections']:<3} p50 {row['added_p50_ms']:+.3f}  "
+                f"p99 {row['added_p99_ms']:+.3f}  req/s {row['rps_ratio']:.0%} of direct"
+            )
+        added = gateway["ttfb_overhead"]
+        lines.append(
+            f"    first chunk  p50 {added['added_p50_ms']:+.3f}  p99 {added['added_p99_ms']:+.3f}"
+        )
+    cost = results["limits_cost"]
+    if cost is not None:
+        lines += ["", "Cost of limits in Redis (limits in Redis minus no limits):"]
+        for row in cost["phases"]:
+            lines.append(
+                f"  {row['mode']:6} c{row['connections']:<3} p50 {row['p50_ms']:+.3f} ms  "
+                f"p99 {row['p99_ms']:+.3f} ms  CPU {row['cpu_ms_per_request']:+.3f} ms/req  "
+                f"req/s {row['rps']:+.0f}"
+            )
+        lines.append(f"  first chunk p50 {cost['ttfb_p50_ms']:+.3f} ms")
+    lines += ["", *target_lines(results)]
+    lines.append("Not measured: " + ", ".join(results["not_measured"]))
+    return "\n".join(lines)
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    judged = results["targets_judged_on"]
+    names = list(results["gateways"])
+    header = f"{'Targets (one worker)':48} {'target':>10}"
+    for name in names:
+        header += f" {results['paths'][name]:>26}"
+    lines = [header]
+    for goal in GOALS:
+        rows = {t["path"]: t for t in results["targets"] if t["target"] == goal.key}
+        any_row = rows[names[0]]
+        wanted = f"{any_row['comparison']} {goal.limit:g}"
+        line = f"{goal.text:48} {wanted:>10}"
+        for name in names:
+            row = rows[name]
+            verdict = "met" if row["met"] else "MISSED"
+            cell = f"{row['value']:.3f} {verdict}"
+            line += f" {cell:>26}"
+        lines.append(line)
+    met = [t for t in results["targets"] if t["path"] == judged]
+    lines.append(
+        f"Full production path ({results['paths'][judged]}): "
+        f"{sum(t['met'] for t in met)} of {len(met)} targets met"
+    )
+    return lines

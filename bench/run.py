@@ -1,0 +1,352 @@
+"""`make bench` (`python -m bench.run`): what the gateway adds to a request, and what it costs.
+
+The simulator (zero latency) is the upstream; the gateway runs as users run it (`tollgate
+serve`, one worker), once without limits and once with limits in Redis. Load comes from wrk in
+a process of its own; each phase is run direct to the simulator and through each gateway in
+turn, so all see the same conditions. See README.md, "Performance".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+
+from bench import report
+from bench.load import (
+    Load,
+    Target,
+    ensure_wrk,
+    run_client,
+    run_wrk,
+    time_first_chunks,
+    warm_up,
+    wrk_version,
+)
+from bench.procs import (
+    PrivateRedis,
+    Service,
+    cpu_seconds,
+    peak_rss_mb,
+    start_gateway,
+    start_simulator,
+    tollgate,
+)
+from shared.report_stats import quantile
+
+T = TypeVar("T")
+
+CHAT_PATH = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Does Azure OpenAI support customer managed keys?"},
+]
+BODIES = {
+    "chat": json.dumps({"messages": MESSAGES}).encode(),
+    "stream": json.dumps({"messages": MESSAGES, "stream": True}).encode(),
+}
+CONNECTIONS = (1, 64)
+DIRECT, PLAIN, REDIS = "direct", "gateway", "gateway_redis"
+LABELS = {DIRECT: "direct", PLAIN: "gateway, no limits", REDIS: "gateway, limits in Redis"}
+# High enough that nothing is refused: the bench measures the check, not a refusal.
+BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
+FEATURES = {
+    "key check": "on (every gateway request)",
+    "limits": "off in 'gateway'; rpm + tpm in Redis in 'gateway_redis'",
+    "access log": "on, level INFO (the production default), to a file",
+    "usage records": "not built yet (not measured)",
+    "metrics": "not built yet (not measured)",
+    "redaction": "off (not built yet)",
+}
+
+
+@dataclass
+class Options:
+    seconds: float
+    warmup: float
+    ttfb_samples: int
+    out: Path
+    client: str
+    install: bool
+    redis_url: str
+    quick: bool
+
+
+@dataclass
+class Setup:
+    simulator: Service
+    gateways: dict[str, Service]
+    targets: dict[str, Target]
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per phase (default 1)")
+    parser.add_argument("--ttfb-samples", type=int, help="streamed requests per path (300)")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto")
+    parser.add_argument(
+        "--no-install", action="store_true", help="never apt-get install wrk (use own client)"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--quick", action="store_true", help="1 s phases: checks that it runs")
+    args = parser.parse_args(argv)
+    seconds = 1.0 if args.quick else args.seconds
+    return Options(
+        seconds=seconds,
+        warmup=args.warmup if args.warmup is not None else (0.0 if args.quick else 1.0),
+        ttfb_samples=args.ttfb_samples or (30 if args.quick else 300),
+        out=args.out,
+        client=args.client,
+        install=not args.no_install,
+        redis_url=args.redis_url,
+        quick=args.quick,
+    )
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in requirements.txt
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
+    sim_key = secrets.token_urlsafe(24)
+    simulator = start_simulator(sim_key, work / "simulator.log")
+    stack.append(simulator)
+    env = {
+        "TOLLGATE_REGISTRY": str(work / "systems.json"),
+        "TOLLGATE_SIMULATOR_URL": simulator.url,
+        "TOLLGATE_SECRET_SIMULATOR_KEY": sim_key,
+        "TOLLGATE_PROBE_ENABLED": "false",
+        "TOLLGATE_LOG_LEVEL": "INFO",
+    }
+    for name in ("TOLLGATE_CONFIG", "TOLLGATE_CONFIG_JSON", "TOLLGATE_REDIS_URL"):
+        os.environ.pop(name, None)  # the bench's upstream is the simulator, and only it
+    # Systems of this run's own, so that runs never share counters in Redis.
+    run_id = secrets.token_hex(3)
+    plain_system, limited_system = f"bench-open-{run_id}", f"bench-{run_id}"
+    tollgate(env, "systems", "create", plain_system, "--models", "*")
+    plain_key = tollgate(env, "keys", "create", "--system", plain_system)
+    targets = {DIRECT: Target(DIRECT, simulator.url + CHAT_PATH, {"api-key": sim_key})}
+    gateways: dict[str, Service] = {}
+    plain = start_gateway(PLAIN, env, work / "gateway.log")
+    stack.append(plain)
+    gateways[PLAIN] = plain
+    targets[PLAIN] = Target(PLAIN, plain.url + CHAT_PATH, {"api-key": plain_key})
+    if redis_url is not None:
+        tollgate(env, "systems", "create", limited_system, "--models", "*")
+        tollgate(env, "systems", "limits", limited_system, *BENCH_LIMITS)
+        limited_key = tollgate(env, "keys", "create", "--system", limited_system)
+        limited = start_gateway(
+            REDIS, {**env, "TOLLGATE_REDIS_URL": redis_url}, work / "gateway-redis.log"
+        )
+        stack.append(limited)
+        gateways[REDIS] = limited
+        targets[REDIS] = Target(REDIS, limited.url + CHAT_PATH, {"api-key": limited_key})
+    return Setup(simulator, gateways, targets)
+
+
+def drive(
+    opts: Options, wrk: str | None, target: Target, mode: str, connections: int, seconds: float
+) -> Load:
+    body = BODIES[mode]
+    if wrk is not None:
+        return run_wrk(wrk, target, body, connections, seconds)
+    return run_async(run_client(target, body, connections, seconds))
+
+
+def run_phases(opts: Options, wrk: str | None, setup: Setup) -> list[dict[str, Any]]:
+    phases: list[dict[str, Any]] = []
+    order = [(m, c, name) for m in BODIES for c in CONNECTIONS for name in setup.targets]
+    for i, (mode, connections, name) in enumerate(order, 1):
+        target = setup.targets[name]
+        if opts.warmup > 0:
+            drive(opts, wrk, target, mode, connections, opts.warmup)
+        service = setup.gateways.get(name)
+        cpu_before = cpu_seconds(service.pid) if service else 0.0
+        load = drive(opts, wrk, target, mode, connections, opts.seconds)
+        cpu = cpu_seconds(service.pid) - cpu_before if service else None
+        if service is not None and service.process.poll() is not None:
+            raise RuntimeError(f"{name} died:\n{service.log_tail()}")
+        phase = phase_record(mode, connections, name, load, cpu)
+        phases.append(phase)
+        cpu_text = f", {phase['cpu_ms_per_request']:.3f} ms CPU/req" if cpu is not None else ""
+        progress(
+            f"[{i}/{len(order)}] {mode:6} c{connections:<3} {LABELS[name]:26} "
+            f"{load.rps:8.0f} req/s  p50 {load.p50_ms:.3f} ms  p99 {load.p99_ms:.3f} ms  "
+            f"errors {load.error_count}{cpu_text}"
+        )
+    return phases
+
+
+def phase_record(
+    mode: str, connections: int, path: str, load: Load, cpu_s: float | None
+) -> dict[str, Any]:
+    per_request = None
+    if cpu_s is not None and load.requests:
+        per_request = cpu_s * 1000 / load.requests
+    return {
+        "mode": mode,
+        "stream": mode == "stream",
+        "connections": connections,
+        "path": path,
+        "requests": load.requests,
+        "duration_s": round(load.duration_s, 3),
+        "rps": round(load.rps, 1),
+        "p50_ms": load.p50_ms,
+        "p90_ms": load.p90_ms,
+        "p99_ms": load.p99_ms,
+        "errors": load.errors,
+        "error_count": load.error_count,
+        "cpu_ms_per_request": per_request,
+    }
+
+
+def measure_ttfb(opts: Options, setup: Setup) -> dict[str, Any]:
+    targets = list(setup.targets.values())
+    progress(f"time to first byte: {opts.ttfb_samples} streamed requests per path, alternating")
+    warmup = min(20, opts.ttfb_samples)
+    timings = run_async(time_first_chunks(targets, BODIES["stream"], opts.ttfb_samples, warmup))
+    return {
+        "samples": opts.ttfb_samples,
+        "connections": 1,
+        "paths": {name: spread(values) for name, values in timings.items()},
+    }
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": quantile(values, 0.5),
+        "p90_ms": quantile(values, 0.9),
+        "p99_ms": quantile(values, 0.99),
+    }
+
+
+def choose_client(opts: Options) -> tuple[str | None, str]:
+    if opts.client == "aiohttp":
+        return None, "aiohttp (own client, in the bench process)"
+    wrk = ensure_wrk(opts.install)
+    if wrk is None:
+        if opts.client == "wrk":
+            raise RuntimeError("wrk is not installed and could not be installed")
+        return None, "aiohttp (own client, in the bench process; wrk not installed)"
+    return wrk, f"{wrk_version(wrk)} (1 thread, its own process)"
+
+
+def resolve_redis(opts: Options, work: Path) -> tuple[str | None, str, PrivateRedis | None]:
+    if redis_answers(opts.redis_url):
+        return opts.redis_url, opts.redis_url, None
+    if shutil.which("redis-server"):
+        private = PrivateRedis(work)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not redis_answers(private.url):
+            time.sleep(0.05)
+        return private.url, f"{private.url} (private: {opts.redis_url} did not answer)", private
+    skipped = f"none ({opts.redis_url} did not answer; no redis-server): limits run skipped"
+    return None, skipped, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    started = time.monotonic()
+    wrk, client = choose_client(opts)
+    stack: list[Service] = []
+    private: PrivateRedis | None = None
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            redis_url, redis_note, private = resolve_redis(opts, work)
+            progress(f"load: {client}; Redis: {redis_note}")
+            setup = set_up(work, redis_url, stack)
+            run_async(warm_up(list(setup.targets.values()), list(BODIES.values()), 50))
+            phases = run_phases(opts, wrk, setup)
+            ttfb = measure_ttfb(opts, setup)
+            rss = {name: peak_rss_mb(service.pid) for name, service in setup.gateways.items()}
+        finally:
+            for service in reversed(stack):
+                service.stop()
+            if private is not None:
+                private.stop()
+    results = report.build(
+        machine=machine(),
+        settings={
+            "seconds_per_phase": opts.seconds,
+            "warmup_seconds_per_phase": opts.warmup,
+            "connections": list(CONNECTIONS),
+            "ttfb_samples": opts.ttfb_samples,
+            "quick": opts.quick,
+            "load_client": client,
+            "upstream": "built-in simulator, zero latency, 16 completion tokens",
+            "gateway": "tollgate serve (uvicorn), one worker process",
+            "redis": redis_note,
+            "request": f"POST {CHAT_PATH}",
+            "features": FEATURES,
+        },
+        labels={name: LABELS[name] for name in setup.targets},
+        phases=phases,
+        ttfb=ttfb,
+        peak_rss_mb=rss,
+    )
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    from bench.chart import draw
+
+    draw(results, opts.out / "bench.png")
+    print(report.table(results))
+    print(f"\nWrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""One call to one upstream: its key (fetched again once on a 401) and its transport errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+from shared.errors import GatewayError, upstream_failure
+from shared.secrets import CachedSecrets, SecretNotFound, SecretProviderError
+from shared.upstream_client import UpstreamClient
+from shared.upstreams import Operation, Upstream
+
+log = logging.getLogger("tollgate.relay")
+
+
+async def call_upstream(
+    client: UpstreamClient,
+    secrets: CachedSecrets,
+    upstream: Upstream,
+    op: Operation,
+    data: bytes,
+    request_id: str,
+) -> aiohttp.ClientResponse:
+    key = await _upstream_key(secrets.get(upstream.key_secret), upstream)
+    resp = await _post(client, upstream, op, data, key, request_id)
+    if resp.status != 401:
+        return resp
+    resp.release()
+    log.warning("upstream %s refused its key; fetching the key again", upstream.name)
+    key = await _upstream_key(secrets.refresh(upstream.key_secret, key), upstream)
+    return await _post(client, upstream, op, data, key, request_id)
+
+
+async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
+    try:
+        key: str = await fetch
+    except (SecretNotFound, SecretProviderError) as exc:
+        log.error("no key for upstream %s: %s", upstream.name, type(exc).__name__)
+        raise upstream_failure(
+            502, "The gateway could not obtain the upstream key.", "upstream_key_unavailable"
+        ) from None
+    return key
+
+
+async def _post(
+    client: UpstreamClient,
+    upstream: Upstream,
+    op: Operation,
+    data: bytes,
+    key: str,
+    request_id: str,
+) -> aiohttp.ClientResponse:
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json",
+        "x-ms-client-request-id": request_id,
+        **upstream.auth_headers(key),
+    }
+    try:
+        return await client.post(upstream.url(op), headers, data)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise transport_error(upstream, exc) from None
+
+
+def transport_error(upstream: Upstream, exc: BaseException) -> GatewayError:
+    log.warning("upstream %s failed: %s", upstream.name, type(exc).__name__)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return upstream_failure(504, "The upstream deployment timed out.", "upstream_timeout")
+    return upstream_failure(
+        502, "The upstream deployment could not be reached.", "upstream_unreachable"
+    )
