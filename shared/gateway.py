@@ -40,12 +40,15 @@ class Gateway:
             settings.upstream_connect_timeout,
             settings.upstream_read_timeout,
             settings.upstream_pool_size,
+            settings.upstream_first_byte_timeout,
         )
         redis = redis_from(settings)  # one connection pool for limits and health
         policy = FailoverPolicy(
             settings.max_attempts,
             settings.failover_budget_seconds,
             settings.default_cooldown_seconds,
+            settings.upstream_total_timeout,
+            settings.sse_keepalive_seconds,
         )
         return cls(
             settings=settings,

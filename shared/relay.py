@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -17,7 +18,7 @@ from shared.balancer import Balancer
 from shared.errors import GatewayError
 from shared.metering import Meter
 from shared.secrets import CachedSecrets
-from shared.stream_relay import RelayedStream
+from shared.stream_relay import KeepAliveStream, RelayedStream
 from shared.stream_usage import UsageTap
 from shared.upstream_call import call_upstream, transport_error
 from shared.upstream_client import UpstreamClient
@@ -43,6 +44,8 @@ class FailoverPolicy:
     max_attempts: int
     budget_seconds: float  # no new attempt starts after this long
     default_cooldown_seconds: float  # a 429 without Retry-After
+    total_seconds: float  # a whole non-streamed exchange, every attempt included
+    keepalive_seconds: float  # a stream waiting this long is committed and kept alive (0: never)
 
 
 class Dispatcher:
@@ -61,6 +64,30 @@ class Dispatcher:
         """The first good answer from the pool. Failover happens only before anything reached
         the client; the meter is settled on every path that returns (the caller settles it when
         this raises), so the client is charged once whatever the attempts."""
+        if payload.get("stream") is not True:
+            try:
+                async with asyncio.timeout(self.policy.total_seconds):
+                    return await self._attempts(model, payload, request_id, meter)
+            except TimeoutError:
+                message = "The upstream deployments did not answer in time."
+                raise GatewayError(
+                    504, message, type="upstream_error", code="upstream_timeout"
+                ) from None
+        attempts = asyncio.ensure_future(self._attempts(model, payload, request_id, meter))
+        every = self.policy.keepalive_seconds
+        done, _ = await asyncio.wait({attempts}, timeout=every or None)
+        if done:
+            return attempts.result()
+        headers = {
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+            "x-request-id": request_id,
+        }
+        return KeepAliveStream(attempts, every, meter, headers)
+
+    async def _attempts(
+        self, model: PublicModel, payload: dict[str, Any], request_id: str, meter: Meter | None
+    ) -> Response:
         stream = payload.get("stream") is True
         tried: set[str] = set()
         last: Response | GatewayError | None = None

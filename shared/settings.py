@@ -30,6 +30,9 @@ class Settings:
     max_body_bytes: int
     upstream_connect_timeout: float
     upstream_read_timeout: float
+    upstream_first_byte_timeout: float
+    upstream_total_timeout: float
+    sse_keepalive_seconds: float
     upstream_pool_size: int
     log_level: str
     redis_url: str | None
@@ -65,6 +68,9 @@ class Settings:
             max_body_bytes=int(_float(e, "TOLLGATE_MAX_BODY_BYTES", 16 * 1024 * 1024)),
             upstream_connect_timeout=_float(e, "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             upstream_read_timeout=_float(e, "TOLLGATE_UPSTREAM_READ_TIMEOUT", 300.0),
+            upstream_first_byte_timeout=_float(e, "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT", 180.0),
+            upstream_total_timeout=_float(e, "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT", 600.0),
+            sse_keepalive_seconds=_float(e, "TOLLGATE_SSE_KEEPALIVE_SECONDS", 15.0),
             upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
             log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
             redis_url=_opt(e, "TOLLGATE_REDIS_URL"),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from shared.errors import error_body
+from shared.errors import GatewayError, error_body
 from shared.metering import Meter
 from shared.stream_usage import UsageTap
 
@@ -37,9 +39,13 @@ class RelayedStream(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self._upstream.close()
-            if self._meter is not None and self._tap is not None:
-                self._meter.settle_stream(self._tap)
+            self.finish()
+
+    def finish(self) -> None:
+        """Drop the upstream connection if still open and settle the meter (idempotent)."""
+        self._upstream.close()
+        if self._meter is not None and self._tap is not None:
+            self._meter.settle_stream(self._tap)
 
 
 async def relay_stream(
@@ -67,3 +73,58 @@ async def relay_stream(
             resp.release()
         else:
             resp.close()
+
+
+class KeepAliveStream(StreamingResponse):
+    """A stream committed to the client before any deployment has answered: SSE comments keep
+    idle-connection timeouts in front of the app from closing it while the attempts go on;
+    their outcome is then relayed, or told as an SSE error event."""
+
+    def __init__(self, attempts: asyncio.Future[Response], every: float, meter: Meter | None,
+                 headers: dict[str, str]):  # fmt: skip
+        self._attempts = attempts
+        self._every = every
+        self._meter = meter
+        self._inner: RelayedStream | None = None
+        super().__init__(self._body(), status_code=200, headers=headers,
+                         media_type="text/event-stream")  # fmt: skip
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        while not self._attempts.done():
+            done, _ = await asyncio.wait({self._attempts}, timeout=self._every)
+            if not done:
+                yield b": keep-alive\n\n"
+        try:
+            outcome = self._attempts.result()
+        except GatewayError as exc:
+            yield _error_event(exc.message, exc.type, exc.code)
+            return
+        if isinstance(outcome, RelayedStream):
+            self._inner = outcome
+            async for chunk in outcome.body_iterator:
+                yield bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
+            return
+        yield _error_event(*_error_of(outcome))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._attempts.cancel()
+            if self._inner is not None:
+                self._inner.finish()
+            elif self._meter is not None:
+                self._meter.settle(0)  # a no-op when the attempts already settled it
+
+
+def _error_event(message: str, type_: str, code: str | None) -> bytes:
+    return b"data: " + error_body(message, type=type_, code=code) + b"\n\n"
+
+
+def _error_of(response: Response) -> tuple[str, str, str | None]:
+    """The message, type and code of an upstream's error answer, or a generic one."""
+    try:
+        error = json.loads(bytes(response.body)).get("error") or {}
+        return str(error["message"]), str(error.get("type") or "upstream_error"), error.get("code")
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return f"The upstream answered {response.status_code}.", "upstream_error", None

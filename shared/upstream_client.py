@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 
 
 class UpstreamClient:
-    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int):
+    def __init__(
+        self, connect_timeout: float, read_timeout: float, pool_size: int, first_byte: float = 180
+    ):
+        self._first_byte = first_byte
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=connect_timeout,
@@ -30,7 +35,9 @@ class UpstreamClient:
         return self._session
 
     async def post(self, url: str, headers: dict[str, str], data: bytes) -> aiohttp.ClientResponse:
-        return await self.session().post(url, headers=headers, data=data, allow_redirects=False)
+        """The response once its headers are in: at most the first-byte timeout away."""
+        async with asyncio.timeout(self._first_byte):
+            return await self.session().post(url, headers=headers, data=data, allow_redirects=False)
 
     async def aclose(self) -> None:
         if self._session is not None:

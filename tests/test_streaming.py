@@ -75,7 +75,9 @@ def test_stream_ends_with_done_and_carries_every_token(paced: Live) -> None:
     assert _wait_for_record(paced, "status")["client_disconnected"] is False
 
 
-def test_stream_broken_upstream_raises_in_the_sdk(clean: Live) -> None:
+def test_stream_broken_upstream_raises_in_the_sdk(paced: Live) -> None:
+    # Paced, so the chunks before the reset reach the gateway before the reset does.
+    clean = paced
     clean.sim("POST", "faults", {"reset_after_chunks": 3, "count": 1})
     client = OpenAI(base_url=f"{clean.url}/v1", api_key=clean.seed_key, max_retries=0)
     stream = client.chat.completions.create(
