@@ -386,6 +386,7 @@ var tunableDefaults = {
   TOLLGATE_DEFAULT_COOLDOWN_SECONDS: '10'
   TOLLGATE_BREAKER_FAILURES: '5'
   TOLLGATE_BREAKER_OPEN_SECONDS: '30'
+  TOLLGATE_USAGE_FLUSH_SECONDS: '5'
 }
 
 // Every setting the gateway reads in Azure (README, "Every setting"); the Functions host's own
@@ -407,6 +408,7 @@ var gatewaySettings = {
   TOLLGATE_PROBE_RESULTS: '${dataStorage.outputs.blobEndpoint}${probeResultsContainer}'
   TOLLGATE_PROBE_SPOOL: '/tmp/tollgate/probe-spool'
   TOLLGATE_PROBE_KEY_SECRET: probeKeySecretName
+  TOLLGATE_USAGE_RECORDS: '${dataStorage.outputs.blobEndpoint}${usageContainer}'
 }
 
 // Shared limits through Redis, signed in as the app's identity (its object id is the user name).

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from shared.errors import GatewayError
+from shared.accounting import Account
 from shared.limiter import Limiter
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
@@ -18,6 +19,8 @@ from shared.secrets import CachedSecrets, secret_provider_from
 from shared.settings import Settings, get_settings
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
+from shared.usage_sink import UsageSink
+from shared.usage_writers import record_writer
 from shared.wiring import build_balancer, build_limiter, redis_from
 
 log = logging.getLogger("tollgate")
@@ -32,6 +35,10 @@ class Gateway:
     client: UpstreamClient
     limiter: Limiter
     dispatcher: Dispatcher
+    usage: UsageSink
+
+    def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
+        return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -50,6 +57,9 @@ class Gateway:
             settings.upstream_total_timeout,
             settings.sse_keepalive_seconds,
         )
+        writer = record_writer(
+            settings.usage_records, settings.storage_connection_string, settings.azure_client_id
+        )
         return cls(
             settings=settings,
             config=load_config(settings),
@@ -60,9 +70,11 @@ class Gateway:
             client=client,
             limiter=build_limiter(settings, redis),
             dispatcher=Dispatcher(client, secrets, build_balancer(settings, redis), policy),
+            usage=UsageSink(writer, settings.usage_flush_seconds),
         )
 
     async def aclose(self) -> None:
+        await self.usage.aclose()
         await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()

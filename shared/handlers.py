@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.access import allowed_models, authenticate, resolve_model
+from shared.accounting import Account, estimate
 from shared.errors import GatewayError, not_found
 from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limit_headers import rate_limit_headers
-from shared.metering import Meter, estimate
 from shared.registry import Caller
 from shared.routes import Style, allowed_methods
 from shared.upstreams import Operation, PublicModel
@@ -25,21 +24,29 @@ log = logging.getLogger("tollgate.access")
 
 async def completions(request: Request, style: Style, operation: Operation) -> Response:
     """Chat completions and embeddings, in any of the three route styles."""
-    started = time.perf_counter()
     request_id = request_id_of(request)
-    system_id = model_name = "-"
     try:
         gateway = get_gateway()
-        caller = await authenticate(request, gateway.registry)
-        system_id = caller.system.id
-        body = await read_json_body(request, gateway.settings.max_body_bytes)
-        model_name = checked_model_name(_model_name(request, style, body))
-        model = resolve_model(gateway.config, caller, model_name, operation)
-        meter = await admit(gateway, caller, model, body)
-        response = await _forward_metered(gateway, model, body, request_id, meter)
     except GatewayError as exc:
+        return exc.to_response({"x-request-id": request_id})
+    account = gateway.account(request_id, style.value, operation.value, _client_ip(request))
+    try:
+        caller = await authenticate(request, gateway.registry)
+        account.system, account.key_id = caller.system.id, caller.key_id
+        body = await read_json_body(request, gateway.settings.max_body_bytes)
+        account.model = checked_model_name(_model_name(request, style, body))
+        account.stream = body.get("stream") is True
+        model = resolve_model(gateway.config, caller, account.model, operation)
+        await admit(gateway, caller, model, body, account)
+        response = await gateway.dispatcher.forward(model, body, request_id, account)
+        response.headers.update(rate_limit_headers(account.reservation))
+    except GatewayError as exc:
+        account.close_error(exc.status, exc.code)
         response = exc.to_response({"x-request-id": request_id})
-    _log_access(request_id, style, operation.value, system_id, model_name, response, started)
+    except BaseException:
+        account.close_error(500, "internal_error")
+        raise
+    _log_access(account, response)
     return response
 
 
@@ -77,28 +84,22 @@ async def fallback(request: Request) -> Response:
 
 
 async def admit(
-    gateway: Gateway, caller: Caller, model: PublicModel, body: dict[str, Any]
-) -> Meter | None:
-    """Reserve the request against the caller's limits (None when no limit applies)."""
-    if not caller.scopes(model.name):
-        return None
+    gateway: Gateway, caller: Caller, model: PublicModel, body: dict[str, Any], account: Account
+) -> None:
+    """Reserve the request against the caller's limits, when any apply."""
     default = gateway.settings.default_completion_tokens
-    prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
-    reservation = await gateway.limiter.admit(caller, model.name, reserve)
-    return None if reservation is None else Meter(gateway.limiter, reservation, prompt)
+    if caller.scopes(model.name):
+        prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
+        account.estimate_prompt_with(lambda: prompt)
+        account.reserved(gateway.limiter, await gateway.limiter.admit(caller, model.name, reserve))
+    else:  # counted only if a stream breaks before the upstream reports usage
+        account.estimate_prompt_with(
+            lambda: estimate(body, model.operation, model.tokenizer, default)[0]
+        )
 
 
-async def _forward_metered(
-    gateway: Gateway, model: PublicModel, body: dict[str, Any], request_id: str, meter: Meter | None
-) -> Response:
-    try:
-        response = await gateway.dispatcher.forward(model, body, request_id, meter)
-    except BaseException:
-        if meter is not None:
-            meter.settle(0)  # nothing reached the client
-        raise
-    response.headers.update(rate_limit_headers(meter.reservation if meter else None))
-    return response
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _model_name(request: Request, style: Style, body: dict[str, object]) -> object:
@@ -109,22 +110,13 @@ def _model_name(request: Request, style: Style, body: dict[str, object]) -> obje
     return body.get("model")
 
 
-def _log_access(
-    request_id: str,
-    style: Style,
-    operation: str,
-    system_id: str,
-    model: str,
-    response: Response,
-    started: float,
-) -> None:
+def _log_access(account: Account, response: Response) -> None:
     log.info(
-        "request_id=%s style=%s op=%s system=%s model=%s status=%s ms=%.1f",
-        request_id,
-        style.value,
-        operation,
-        system_id,
-        model,
+        "request_id=%s style=%s op=%s system=%s model=%s status=%s",
+        account.request_id,
+        account.route,
+        account.operation,
+        account.system,
+        account.model,
         response.status_code,
-        (time.perf_counter() - started) * 1000,
     )

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from shared.balancer import Balancer
 from shared.errors import GatewayError
-from shared.metering import Meter
+from shared.accounting import Account
 from shared.secrets import CachedSecrets
 from shared.stream_relay import KeepAliveStream, RelayedStream
 from shared.stream_usage import UsageTap
@@ -59,21 +59,21 @@ class Dispatcher:
         self.client, self.secrets, self.balancer, self.policy = client, secrets, balancer, policy
 
     async def forward(
-        self, model: PublicModel, payload: dict[str, Any], request_id: str, meter: Meter | None
+        self, model: PublicModel, payload: dict[str, Any], request_id: str, account: Account
     ) -> Response:
         """The first good answer from the pool. Failover happens only before anything reached
-        the client; the meter is settled on every path that returns (the caller settles it when
+        the client; the account is closed on every path that returns (the caller closes it when
         this raises), so the client is charged once whatever the attempts."""
         if payload.get("stream") is not True:
             try:
                 async with asyncio.timeout(self.policy.total_seconds):
-                    return await self._attempts(model, payload, request_id, meter)
+                    return await self._attempts(model, payload, request_id, account)
             except TimeoutError:
                 message = "The upstream deployments did not answer in time."
                 raise GatewayError(
                     504, message, type="upstream_error", code="upstream_timeout"
                 ) from None
-        attempts = asyncio.ensure_future(self._attempts(model, payload, request_id, meter))
+        attempts = asyncio.ensure_future(self._attempts(model, payload, request_id, account))
         every = self.policy.keepalive_seconds
         done, _ = await asyncio.wait({attempts}, timeout=every or None)
         if done:
@@ -83,10 +83,10 @@ class Dispatcher:
             "x-accel-buffering": "no",
             "x-request-id": request_id,
         }
-        return KeepAliveStream(attempts, every, meter, headers)
+        return KeepAliveStream(attempts, every, account, headers)
 
     async def _attempts(
-        self, model: PublicModel, payload: dict[str, Any], request_id: str, meter: Meter | None
+        self, model: PublicModel, payload: dict[str, Any], request_id: str, account: Account
     ) -> Response:
         stream = payload.get("stream") is True
         tried: set[str] = set()
@@ -100,7 +100,8 @@ class Dispatcher:
                 break
             upstream = member.upstream
             tried.add(upstream.name)
-            body, strip_usage = _body_for(payload, upstream, stream and meter is not None)
+            account.attempts = len(tried)
+            body, strip_usage = _body_for(payload, upstream, stream)
             try:
                 resp = await call_upstream(
                     self.client, self.secrets, upstream, model.operation, body, request_id
@@ -121,8 +122,9 @@ class Dispatcher:
             await self.balancer.succeeded(upstream.name)
             if len(tried) > 1:
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
-            return await _answer(resp, upstream, request_id, stream, strip_usage, meter)
-        return self._exhausted(model, last, meter)
+            account.deployment = upstream.name
+            return await _answer(resp, upstream, request_id, stream, strip_usage, account)
+        return self._exhausted(model, last, account)
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
@@ -145,15 +147,15 @@ class Dispatcher:
         return Response(content=body, status_code=resp.status, headers=headers)
 
     def _exhausted(
-        self, model: PublicModel, last: Response | GatewayError | None, meter: Meter | None
+        self, model: PublicModel, last: Response | GatewayError | None, account: Account
     ) -> Response:
         """Every attempt failed: the last upstream error, or 503 when every deployment of the
         pool is cooling down or has its breaker open."""
         if isinstance(last, GatewayError):
             raise last
         if last is not None:
-            if meter is not None:
-                meter.settle(0)
+            account.deployment = last.headers.get("x-tollgate-upstream", "")
+            account.close_body(last.status_code, bytes(last.body))
             return last
         wait_ms = self.balancer.retry_after_ms(model.pool)
         raise GatewayError(
@@ -171,32 +173,29 @@ async def _answer(
     request_id: str,
     stream: bool,
     strip_usage: bool,
-    meter: Meter | None,
+    account: Account,
 ) -> Response:
     headers = relayed_headers(resp.headers, request_id, upstream.name)
     if stream and resp.status == 200:
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
-        tap = UsageTap(strip_usage) if meter is not None else None
-        return RelayedStream(resp, upstream.name, tap, meter, headers)
+        return RelayedStream(resp, upstream.name, UsageTap(strip_usage), account, headers)
     try:
         body = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise transport_error(upstream, exc) from None
     finally:
         resp.release()
-    if meter is not None:
-        meter.settle_body(resp.status, body)
+    account.first_byte()
+    account.close_body(resp.status, body)
     return Response(content=body, status_code=resp.status, headers=headers)
 
 
-def _body_for(
-    payload: dict[str, Any], upstream: Upstream, metered_stream: bool
-) -> tuple[bytes, bool]:
-    """The request as this upstream gets it: its own model name and, for a metered stream,
-    a request for usage. Also says whether the client must not see that usage chunk."""
+def _body_for(payload: dict[str, Any], upstream: Upstream, stream: bool) -> tuple[bytes, bool]:
+    """The request as this upstream gets it: its own model name and, for a stream, a request
+    for usage. Also says whether the client must not see that usage chunk."""
     body = {**payload, "model": upstream.target}
-    strip = metered_stream and _ask_for_usage(body, upstream)
+    strip = stream and _ask_for_usage(body, upstream)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), strip
 
 

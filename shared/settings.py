@@ -47,6 +47,8 @@ class Settings:
     default_cooldown_seconds: float
     breaker_failures: int
     breaker_open_seconds: float
+    usage_records: str
+    usage_flush_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +87,8 @@ class Settings:
             default_cooldown_seconds=_float(e, "TOLLGATE_DEFAULT_COOLDOWN_SECONDS", 10.0),
             breaker_failures=max(1, int(_float(e, "TOLLGATE_BREAKER_FAILURES", 5))),
             breaker_open_seconds=_float(e, "TOLLGATE_BREAKER_OPEN_SECONDS", 30.0),
+            usage_records=e.get("TOLLGATE_USAGE_RECORDS", "").strip() or ".tollgate/usage",
+            usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
         )
 
 

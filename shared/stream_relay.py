@@ -12,28 +12,32 @@ import aiohttp
 from starlette.responses import Response, StreamingResponse
 
 from shared.errors import GatewayError, error_body
-from shared.metering import Meter
+from shared.accounting import Account
 from shared.stream_usage import UsageTap
 
 log = logging.getLogger("tollgate.relay")
 
 
 class RelayedStream(StreamingResponse):
-    """Relays upstream chunks as they arrive. Its own end, however it comes (finished, client
-    gone, never started), drops the upstream connection if still open and settles the meter."""
+    """Relays upstream chunks as they arrive. Its own end, however it comes (finished, broken,
+    client gone, never started), drops the upstream connection if still open and closes the
+    request's account."""
 
     def __init__(
         self,
         resp: aiohttp.ClientResponse,
         upstream_name: str,
-        tap: UsageTap | None,
-        meter: Meter | None,
+        tap: UsageTap,
+        account: Account,
         headers: dict[str, str],
     ):
         self._upstream = resp
+        self._name = upstream_name
         self._tap = tap
-        self._meter = meter
-        super().__init__(relay_stream(resp, upstream_name, tap), status_code=200, headers=headers)
+        self._account = account
+        self._completed = False
+        self._error_code = ""
+        super().__init__(self._relay(), status_code=200, headers=headers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -42,37 +46,30 @@ class RelayedStream(StreamingResponse):
             self.finish()
 
     def finish(self) -> None:
-        """Drop the upstream connection if still open and settle the meter (idempotent)."""
+        """Drop the upstream connection if still open and close the account (idempotent)."""
         self._upstream.close()
-        if self._meter is not None and self._tap is not None:
-            self._meter.settle_stream(self._tap)
+        gone = not self._completed and not self._error_code
+        self._account.close_stream(self._tap, self._error_code, disconnected=gone)
 
-
-async def relay_stream(
-    resp: aiohttp.ClientResponse, upstream_name: str, tap: UsageTap | None = None
-) -> AsyncIterator[bytes]:
-    """Pass chunks through as they arrive; on the client's disconnect the task is
-    cancelled and `finally` drops the upstream connection, which cancels it upstream."""
-    completed = False
-    try:
-        async for chunk in resp.content.iter_any():
-            out = tap.feed(chunk) if tap is not None else chunk
-            if out:
-                yield out
-        rest = tap.flush() if tap is not None else b""
-        if rest:
-            yield rest
-        completed = True
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("stream from %s broke: %s", upstream_name, type(exc).__name__)
-        message = "The upstream stream was interrupted."
-        yield b"data: " + error_body(message, type="upstream_error", code="stream_interrupted")
-        yield b"\n\n"
-    finally:
-        if completed:
-            resp.release()
-        else:
-            resp.close()
+    async def _relay(self) -> AsyncIterator[bytes]:
+        """On the client's disconnect this is cancelled, and finish() drops the upstream
+        connection, which cancels the request upstream too."""
+        try:
+            async for chunk in self._upstream.content.iter_any():
+                out = self._tap.feed(chunk)
+                if out:
+                    self._account.first_byte()
+                    yield out
+            rest = self._tap.flush()
+            if rest:
+                yield rest
+            self._completed = True
+            self._upstream.release()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("stream from %s broke: %s", self._name, type(exc).__name__)
+            self._error_code = "stream_interrupted"
+            message = "The upstream stream was interrupted."
+            yield _error_event(message, "upstream_error", self._error_code)
 
 
 class KeepAliveStream(StreamingResponse):
@@ -80,11 +77,12 @@ class KeepAliveStream(StreamingResponse):
     idle-connection timeouts in front of the app from closing it while the attempts go on;
     their outcome is then relayed, or told as an SSE error event."""
 
-    def __init__(self, attempts: asyncio.Future[Response], every: float, meter: Meter | None,
+    def __init__(self, attempts: asyncio.Future[Response], every: float, account: Account,
                  headers: dict[str, str]):  # fmt: skip
         self._attempts = attempts
         self._every = every
-        self._meter = meter
+        self._account = account
+        self._failure: tuple[int, str] = (200, "")
         self._inner: RelayedStream | None = None
         super().__init__(self._body(), status_code=200, headers=headers,
                          media_type="text/event-stream")  # fmt: skip
@@ -97,6 +95,7 @@ class KeepAliveStream(StreamingResponse):
         try:
             outcome = self._attempts.result()
         except GatewayError as exc:
+            self._failure = (exc.status, exc.code or "")
             yield _error_event(exc.message, exc.type, exc.code)
             return
         if isinstance(outcome, RelayedStream):
@@ -113,8 +112,8 @@ class KeepAliveStream(StreamingResponse):
             self._attempts.cancel()
             if self._inner is not None:
                 self._inner.finish()
-            elif self._meter is not None:
-                self._meter.settle(0)  # a no-op when the attempts already settled it
+            else:  # a no-op when the attempts closed it already
+                self._account.close_error(*self._failure)
 
 
 def _error_event(message: str, type_: str, code: str | None) -> bytes:

@@ -76,6 +76,8 @@ class PublicModel:
     operation: Operation
     pool: tuple[PoolMember, ...]
     tokenizer: str  # the model name whose encoding counts this model's tokens
+    prompt_price: float = 0.0  # per million tokens, in the price table's currency
+    completion_price: float = 0.0
 
     @property
     def upstream(self) -> Upstream:
@@ -87,6 +89,14 @@ class PublicModel:
 class GatewayConfig:
     upstreams: dict[str, Upstream]
     models: dict[str, PublicModel]
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        entry = self.models.get(model)
+        if entry is None:
+            return 0.0
+        return (
+            prompt_tokens * entry.prompt_price + completion_tokens * entry.completion_price
+        ) / 1e6
 
 
 def load_config(settings: Settings) -> GatewayConfig:
@@ -184,7 +194,16 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
-    return PublicModel(name, operation, pool, tokenizer)
+    price = spec.get("price") or {}
+    prompt_price, completion_price = (
+        price.get("prompt_per_million", 0),
+        price.get("completion_per_million", 0),
+    )
+    if not all(isinstance(p, int | float) and p >= 0 for p in (prompt_price, completion_price)):
+        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens)")
+    return PublicModel(
+        name, operation, pool, tokenizer, float(prompt_price), float(completion_price)
+    )
 
 
 def _parse_pool(

@@ -1,0 +1,120 @@
+"""Everything the gateway learns about one request, turned into exactly one usage record and
+exactly one settlement of its token reservation, however the request ends."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from shared.limiter import Limiter, Reservation
+from shared.stream_usage import UsageTap
+from shared.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
+from shared.upstreams import Operation
+from shared.usage_record import UsageRecord
+
+# Without a usage block, delivered text is counted at this many characters per token: low
+# enough to over-count English (about 4) and close for CJK (about 1 to 1.5).
+CHARS_PER_TOKEN = 3
+
+
+class RecordSink(Protocol):
+    def add(self, record: UsageRecord) -> None: ...
+
+
+Price = Callable[[str, int, int], float]  # (model, prompt tokens, completion tokens) -> cost
+
+
+def estimate(
+    body: dict[str, Any], operation: Operation, tokenizer_model: str, default: int
+) -> tuple[int, int]:
+    """(prompt tokens, tokens to reserve): the prompt plus what the completion may use."""
+    if operation is Operation.EMBEDDINGS:
+        prompt = embedding_input_tokens(body, tokenizer_model)
+        return prompt, prompt
+    prompt = chat_prompt_tokens(body, tokenizer_model)
+    return prompt, prompt + completion_allowance(body, default)
+
+
+class Account:
+    def __init__(
+        self, sink: RecordSink, price: Price, request_id: str, route: str, operation: str,
+        client_ip: str,
+    ) -> None:  # fmt: skip
+        self._sink, self._price = sink, price
+        self._started = time.perf_counter()
+        self._time = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.request_id, self.route, self.operation, self.client_ip = (
+            request_id, route, operation, client_ip)  # fmt: skip
+        self.system = self.key_id = self.model = "-"
+        self.stream = False
+        self.deployment = ""
+        self.attempts = 0
+        self.ttfb_ms = 0.0
+        self._limiter: Limiter | None = None
+        self.reservation: Reservation | None = None
+        self._prompt_estimate: Callable[[], int] = lambda: 0
+        self._closed = False
+
+    def reserved(self, limiter: Limiter, reservation: Reservation | None) -> None:
+        self._limiter, self.reservation = limiter, reservation
+
+    def estimate_prompt_with(self, count: Callable[[], int]) -> None:
+        """How to count the prompt if the upstream never says (counted only then)."""
+        self._prompt_estimate = count
+
+    def first_byte(self) -> None:
+        if not self.ttfb_ms:
+            self.ttfb_ms = (time.perf_counter() - self._started) * 1000
+
+    def close_error(self, status: int, code: str | None) -> None:
+        self._close(status, code or "", 0, 0, disconnected=False)
+
+    def close_body(self, status: int, body: bytes) -> None:
+        usage = _usage(body) if status == 200 else {}
+        self._close(status, "", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                    disconnected=False, reported=bool(usage))  # fmt: skip
+
+    def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
+        usage = tap.usage or {}
+        if "total_tokens" in usage:
+            prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        else:  # broken or cut short: settle on what was delivered
+            counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
+            prompt, completion = self._prompt_estimate(), max(tap.completion_pieces, counted)
+        self._close(200, error_code, prompt, completion, disconnected=disconnected)
+
+    def _close(self, status: int, error_code: str, prompt: int, completion: int, *,
+               disconnected: bool, reported: bool = True) -> None:  # fmt: skip
+        if self._closed:
+            return
+        self._closed = True
+        total = prompt + completion
+        reserved = self.reservation.estimate if self.reservation else 0
+        settled = total if reported or not self.reservation else reserved
+        if self._limiter is not None:
+            self._limiter.settle_soon(self.reservation, settled)
+        self._sink.add(UsageRecord(
+            time=self._time, request_id=self.request_id, system=self.system, key_id=self.key_id,
+            route=self.route, operation=self.operation, model=self.model,
+            deployment=self.deployment, status=status, error_code=error_code, stream=self.stream,
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
+            reserved_tokens=reserved, settled_tokens=settled if self.reservation else 0,
+            cost=round(self._price(self.model, prompt, completion), 8) if total else 0.0,
+            ttfb_ms=round(self.ttfb_ms, 3),
+            total_ms=round((time.perf_counter() - self._started) * 1000, 3),
+            attempts=self.attempts, client_ip=self.client_ip, client_disconnected=disconnected,
+        ))  # fmt: skip
+
+
+def _usage(body: bytes) -> dict[str, int]:
+    try:
+        usage = json.loads(body).get("usage") or {}
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(usage, dict):
+        return {}
+    return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}

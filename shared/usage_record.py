@@ -1,0 +1,46 @@
+"""One usage record per request: what finance bills and operators chart. Never message text,
+never a key (only its id)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+RECORD_VERSION = 1
+
+
+@dataclass
+class UsageRecord:
+    time: str  # request start, ISO 8601 UTC with milliseconds, e.g. 2026-11-25T13:35:18.123Z
+    request_id: str
+    system: str  # "-" when the caller could not be identified
+    key_id: str  # "-" likewise
+    route: str  # gateway | azure | openai
+    operation: str  # chat | embeddings | models
+    model: str  # the public model name ("-" when there was none)
+    deployment: str  # the upstream that answered ("" when none did)
+    status: int  # the HTTP status the client got
+    error_code: str  # the error's code ("" on success)
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    reserved_tokens: int  # what the limits reserved on admission (0: no limits applied)
+    settled_tokens: int  # what the limits were settled to
+    cost: float  # from the price table, in its currency
+    ttfb_ms: float  # until the first byte went to the client
+    total_ms: float
+    attempts: int  # deployments tried
+    client_ip: str
+    client_disconnected: bool
+    v: int = RECORD_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> UsageRecord:
+        data: dict[str, Any] = json.loads(line)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

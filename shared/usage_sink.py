@@ -1,0 +1,101 @@
+"""Usage records batched off the request path: buffered in memory, written every few seconds,
+kept and retried when a write fails, and flushed when the process stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections import deque
+from datetime import datetime
+
+from shared.usage_record import UsageRecord
+from shared.usage_writers import RecordWriter
+
+log = logging.getLogger("tollgate.usage")
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def instance_id() -> str:
+    """Unique per process: one writer per blob, so appends never race."""
+    host = (os.environ.get("WEBSITE_INSTANCE_ID") or socket.gethostname())[:16]
+    return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def hour_blob(record: UsageRecord, instance: str) -> str:
+    hour = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
+    return f"{hour:%Y/%m/%d/%H}/{instance}.jsonl"
+
+
+class UsageSink:
+    def __init__(self, writer: RecordWriter, flush_seconds: float, batch: int = 500):
+        self._writer = writer
+        self._every = flush_seconds
+        self._batch = batch
+        self._instance = instance_id()
+        self._pending: deque[UsageRecord] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._failures = 0
+
+    def add(self, record: UsageRecord) -> None:
+        self._pending.append(record)
+        if self._task is None or self._task.done():
+            # Started on first use: the Functions host offers no start-up hook.
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> bool:
+        """Write what is pending; on failure keep it (in order) for the next try."""
+        async with self._lock:
+            batch = list(self._pending)
+            if not batch:
+                return True
+            by_blob: dict[str, list[UsageRecord]] = {}
+            for record in batch:
+                by_blob.setdefault(hour_blob(record, self._instance), []).append(record)
+            for name, records in by_blob.items():
+                data = "".join(r.to_json() + "\n" for r in records).encode()
+                try:
+                    await self._writer.append(name, data)
+                except Exception as exc:  # storage down: keep everything not yet written
+                    self._failures += 1
+                    where, kind = self._writer.describe(), type(exc).__name__
+                    log.error("usage write to %s failed (%s); %d records kept", where, kind,
+                              len(self._pending))  # fmt: skip
+                    return False
+                written = {id(r) for r in records}
+                self._pending = deque(r for r in self._pending if id(r) not in written)
+            self._failures = 0
+            return True
+
+    async def aclose(self, deadline_seconds: float = 10.0) -> None:
+        """At shutdown: stop the timer and flush, retrying until the deadline."""
+        if self._task is not None:
+            self._task.cancel()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_seconds
+        for _ in range(int(deadline_seconds / 0.5) + 1):
+            if await self.flush() or loop.time() >= end:
+                break
+            await asyncio.sleep(0.5)
+        if self._pending:
+            log.error("usage: %d records could not be written before shutdown", len(self._pending))
+        await self._writer.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            delay = min(self._every * 2**self._failures, MAX_BACKOFF_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+            await self.flush()

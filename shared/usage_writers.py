@@ -1,0 +1,114 @@
+"""Appending usage records to hourly JSON Lines files: a local folder or append blobs.
+
+Exactly once: a blob append names the offset it expects (`appendpos`); a retry of an append
+that did land fails that condition, and the blob's length then shows it landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shared.blob_location import BlobLocation, container_client, parse_location
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import ContainerClient
+
+MAX_APPEND = 4 * 1024 * 1024  # Azure's limit for one append block
+
+
+class RecordWriter(Protocol):
+    def describe(self) -> str: ...
+
+    async def append(self, name: str, data: bytes) -> None:
+        """Append `data` to `name` (created if missing); all of it, once, or raise."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class FolderWriter:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    async def append(self, name: str, data: bytes) -> None:
+        await asyncio.to_thread(self._append, self.root / name, data)
+
+    @staticmethod
+    def _append(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class AppendBlobWriter:
+    def __init__(self, location: BlobLocation, container: ContainerClient, credential: Any):
+        self._location, self._container, self._credential = location, container, credential
+        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
+        self._sizes: dict[str, int] = {}  # blob -> its length as this writer knows it
+        self._container_ready = False
+
+    def describe(self) -> str:
+        return self._location.describe()
+
+    async def append(self, name: str, data: bytes) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        blob = self._container.get_blob_client(self._prefix + name)
+        if name not in self._sizes:
+            self._sizes[name] = await self._open(blob)
+        for start in range(0, len(data), MAX_APPEND):
+            chunk = data[start : start + MAX_APPEND]
+            expected = self._sizes[name]
+            try:
+                await blob.append_block(chunk, appendpos_condition=expected)
+            except HttpResponseError as exc:
+                if getattr(exc, "error_code", None) != "AppendPositionConditionNotMet":
+                    raise
+                actual = (await blob.get_blob_properties()).size
+                if actual != expected + len(chunk):  # not our earlier try: resynchronise
+                    self._sizes[name] = actual
+                    raise
+            self._sizes[name] = expected + len(chunk)
+
+    async def _open(self, blob: Any) -> int:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError
+
+        if not self._container_ready:
+            with contextlib.suppress(ResourceExistsError):
+                await self._container.create_container()
+            self._container_ready = True
+        try:
+            await blob.create_append_blob(etag="*", match_condition=MatchConditions.IfMissing)
+            return 0
+        except ResourceExistsError:
+            return int((await blob.get_blob_properties()).size)
+
+    async def aclose(self) -> None:
+        await self._container.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def record_writer(
+    location: str, connection_string: str | None, client_id: str | None
+) -> FolderWriter | AppendBlobWriter:
+    parsed = parse_location(location, connection_string)
+    if isinstance(parsed, Path):
+        return FolderWriter(parsed)
+    container, credential = container_client(parsed, client_id, retry_total=0)
+    return AppendBlobWriter(parsed, container, credential)
