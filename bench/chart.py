@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"direct": "#7f7f7f", "gateway": "#1f77b4", "gateway_redis": "#d62728"}
+COLOURS = {
+    "direct": "#7f7f7f",
+    "gateway": "#1f77b4",
+    "gateway_redis": "#ff7f0e",
+    "gateway_limits": "#d62728",
+}
 
 
 def draw(results: dict[str, Any], path: Path) -> None:
@@ -28,7 +33,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         colour = COLOURS.get(name)
         p50 = [r["p50_ms"] for r in rows]
         p99 = [r["p99_ms"] for r in rows]
-        latency.bar(xs, p50, width, color=colour, label=f"{labels[name]} p50")
+        latency.bar(xs, p50, width, color=colour, label=labels[name])
         latency.scatter(xs, p99, color=colour, marker="_", s=300, linewidths=2)
         latency.scatter(xs, [r["p90_ms"] for r in rows], color=colour, marker=".", s=40)
         rps.bar(xs, [r["rps"] for r in rows], width, color=colour, label=labels[name])

@@ -123,7 +123,7 @@ async def run_client(target: Target, body: bytes, connections: int, seconds: flo
         await asyncio.gather(*(worker(session, deadline) for _ in range(connections)))
         duration = time.perf_counter() - began
     if not latencies:
-        return Load(0, duration, 0.0, 0.0, 0.0, errors)
+        return Load(sum(errors.values()), duration, 0.0, 0.0, 0.0, errors)
     return Load(
         requests=len(latencies) + sum(errors.values()),
         duration_s=duration,
@@ -178,6 +178,6 @@ async def warm_up(targets: list[Target], bodies: list[bytes], requests: int) -> 
             for body in bodies:
                 for _ in range(requests):
                     async with session.post(target.url, data=body, headers=headers) as resp:
+                        text = await resp.text()
                         if resp.status != 200:
-                            raise RuntimeError(f"{target.name} answered {resp.status}")
-                        await resp.read()
+                            raise RuntimeError(f"{target.name} answered {resp.status}: {text}")

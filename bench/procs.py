@@ -80,7 +80,8 @@ def start(
 def start_simulator(key: str, log: Path) -> Service:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "shared.simulator", "--port", str(port), "--key", key]
+    # "--key=": a random key may start with "-".
+    args = [sys.executable, "-m", "shared.simulator", "--port", str(port), f"--key={key}"]
     return start("simulator", args, {}, f"{url}/_sim/requests", url, log)
 
 

@@ -1,9 +1,10 @@
 """`make bench` (`python -m bench.run`): what the gateway adds to a request, and what it costs.
 
 The simulator (zero latency) is the upstream; the gateway runs as users run it (`tollgate
-serve`, one worker), once without limits and once with limits in Redis. Load comes from wrk in
-a process of its own; each phase is run direct to the simulator and through each gateway in
-turn, so all see the same conditions. See README.md, "Performance".
+serve`, one worker): one process without Redis, and one with Redis serving a system without
+limits and one with limits. Load comes from wrk in a process of its own; each phase is run
+direct to the simulator and through each gateway path in turn, so all see the same conditions.
+See README.md, "Performance".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import platform
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -59,13 +61,19 @@ BODIES = {
     "stream": json.dumps({"messages": MESSAGES, "stream": True}).encode(),
 }
 CONNECTIONS = (1, 64)
-DIRECT, PLAIN, REDIS = "direct", "gateway", "gateway_redis"
-LABELS = {DIRECT: "direct", PLAIN: "gateway, no limits", REDIS: "gateway, limits in Redis"}
+DIRECT, PLAIN, REDIS, LIMITS = "direct", "gateway", "gateway_redis", "gateway_limits"
+LABELS = {
+    DIRECT: "direct",
+    PLAIN: "gateway, no Redis",
+    REDIS: "gateway + Redis, no limits",
+    LIMITS: "gateway + Redis + limits",
+}
 # High enough that nothing is refused: the bench measures the check, not a refusal.
 BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
 FEATURES = {
     "key check": "on (every gateway request)",
-    "limits": "off in 'gateway'; rpm + tpm in Redis in 'gateway_redis'",
+    "limits": "rpm + tpm in Redis on 'gateway + Redis + limits' only",
+    "Redis": "none on 'gateway, no Redis'; else set (deployment health shared in Redis too)",
     "access log": "on, level INFO (the production default), to a file",
     "usage records": "not built yet (not measured)",
     "metrics": "not built yet (not measured)",
@@ -75,8 +83,9 @@ FEATURES = {
 
 @dataclass
 class Options:
-    seconds: float
-    warmup: float
+    rounds: int
+    seconds: int
+    warmup: int
     ttfb_samples: int
     out: Path
     client: str
@@ -94,21 +103,26 @@ class Setup:
 
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
-    parser.add_argument("--warmup", type=float, help="warm-up seconds per phase (default 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="times each phase runs (3)")
+    parser.add_argument("--seconds", type=int, default=2, help="seconds per phase and round (2)")
+    parser.add_argument("--warmup", type=int, help="warm-up seconds per phase, first round (1)")
     parser.add_argument("--ttfb-samples", type=int, help="streamed requests per path (300)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto")
     parser.add_argument(
-        "--no-install", action="store_true", help="never apt-get install wrk (use own client)"
+        "--no-install",
+        action="store_true",
+        help="never apt-get install wrk (without it: own client)",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--quick", action="store_true", help="1 s phases: checks that it runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="one round of 1 s phases: checks that it runs"
+    )
     args = parser.parse_args(argv)
-    seconds = 1.0 if args.quick else args.seconds
     return Options(
-        seconds=seconds,
-        warmup=args.warmup if args.warmup is not None else (0.0 if args.quick else 1.0),
+        rounds=1 if args.quick else args.rounds,
+        seconds=1 if args.quick else args.seconds,
+        warmup=args.warmup if args.warmup is not None else (0 if args.quick else 1),
         ttfb_samples=args.ttfb_samples or (30 if args.quick else 300),
         out=args.out,
         client=args.client,
@@ -125,7 +139,7 @@ def progress(message: str) -> None:
 def run_async(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
-    except ImportError:  # pragma: no cover - uvloop is in requirements.txt
+    except ImportError:  # pragma: no cover - uvloop is in requirements-dev.txt
         return asyncio.run(main)
     return uvloop.run(main)
 
@@ -163,42 +177,54 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
     sim_key = secrets.token_urlsafe(24)
     simulator = start_simulator(sim_key, work / "simulator.log")
     stack.append(simulator)
+    # Names of this run's own, so that nothing this run keeps in Redis (limit counters, the
+    # deployment's health) is shared with other runs or with anything else using that Redis.
+    run_id = secrets.token_hex(3)
+    deployment = f"bench-{run_id}-gpt-4o"
+    config = {
+        "upstreams": {
+            deployment: {
+                "type": "azure",
+                "endpoint": simulator.url,
+                "deployment": "gpt-4o",
+                "key_secret": "bench-simulator-key",
+            }
+        },
+        "models": {"gpt-4o": {"upstream": deployment}},
+    }
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
-        "TOLLGATE_SIMULATOR_URL": simulator.url,
-        "TOLLGATE_SECRET_SIMULATOR_KEY": sim_key,
+        "TOLLGATE_CONFIG_JSON": json.dumps(config),
+        "TOLLGATE_SECRET_BENCH_SIMULATOR_KEY": sim_key,
         "TOLLGATE_PROBE_ENABLED": "false",
         "TOLLGATE_LOG_LEVEL": "INFO",
     }
-    for name in ("TOLLGATE_CONFIG", "TOLLGATE_CONFIG_JSON", "TOLLGATE_REDIS_URL"):
-        os.environ.pop(name, None)  # the bench's upstream is the simulator, and only it
-    # Systems of this run's own, so that runs never share counters in Redis.
-    run_id = secrets.token_hex(3)
-    plain_system, limited_system = f"bench-open-{run_id}", f"bench-{run_id}"
-    tollgate(env, "systems", "create", plain_system, "--models", "*")
-    plain_key = tollgate(env, "keys", "create", "--system", plain_system)
+    for name in ("TOLLGATE_CONFIG", "TOLLGATE_REDIS_URL", "TOLLGATE_KEYVAULT_URL"):
+        os.environ.pop(name, None)
+    open_system, limited_system = f"bench-open-{run_id}", f"bench-{run_id}"
+    tollgate(env, "systems", "create", open_system, "--models", "*")
+    tollgate(env, "systems", "create", limited_system, "--models", "*")
+    tollgate(env, "systems", "limits", limited_system, *BENCH_LIMITS)
+    open_key = tollgate(env, "keys", "create", "--system", open_system)
     targets = {DIRECT: Target(DIRECT, simulator.url + CHAT_PATH, {"api-key": sim_key})}
-    gateways: dict[str, Service] = {}
     plain = start_gateway(PLAIN, env, work / "gateway.log")
     stack.append(plain)
-    gateways[PLAIN] = plain
-    targets[PLAIN] = Target(PLAIN, plain.url + CHAT_PATH, {"api-key": plain_key})
+    gateways = {PLAIN: plain}
+    targets[PLAIN] = Target(PLAIN, plain.url + CHAT_PATH, {"api-key": open_key})
     if redis_url is not None:
-        tollgate(env, "systems", "create", limited_system, "--models", "*")
-        tollgate(env, "systems", "limits", limited_system, *BENCH_LIMITS)
         limited_key = tollgate(env, "keys", "create", "--system", limited_system)
-        limited = start_gateway(
+        shared = start_gateway(
             REDIS, {**env, "TOLLGATE_REDIS_URL": redis_url}, work / "gateway-redis.log"
         )
-        stack.append(limited)
-        gateways[REDIS] = limited
-        targets[REDIS] = Target(REDIS, limited.url + CHAT_PATH, {"api-key": limited_key})
+        stack.append(shared)
+        # One process serves both: a system without limits, then one with them.
+        gateways[REDIS] = gateways[LIMITS] = shared
+        targets[REDIS] = Target(REDIS, shared.url + CHAT_PATH, {"api-key": open_key})
+        targets[LIMITS] = Target(LIMITS, shared.url + CHAT_PATH, {"api-key": limited_key})
     return Setup(simulator, gateways, targets)
 
 
-def drive(
-    opts: Options, wrk: str | None, target: Target, mode: str, connections: int, seconds: float
-) -> Load:
+def drive(wrk: str | None, target: Target, mode: str, connections: int, seconds: float) -> Load:
     body = BODIES[mode]
     if wrk is not None:
         return run_wrk(wrk, target, body, connections, seconds)
@@ -206,49 +232,74 @@ def drive(
 
 
 def run_phases(opts: Options, wrk: str | None, setup: Setup) -> list[dict[str, Any]]:
-    phases: list[dict[str, Any]] = []
+    """Every phase once per round, alternating paths within each (mode, connections)."""
     order = [(m, c, name) for m in BODIES for c in CONNECTIONS for name in setup.targets]
-    for i, (mode, connections, name) in enumerate(order, 1):
-        target = setup.targets[name]
-        if opts.warmup > 0:
-            drive(opts, wrk, target, mode, connections, opts.warmup)
-        service = setup.gateways.get(name)
-        cpu_before = cpu_seconds(service.pid) if service else 0.0
-        load = drive(opts, wrk, target, mode, connections, opts.seconds)
-        cpu = cpu_seconds(service.pid) - cpu_before if service else None
-        if service is not None and service.process.poll() is not None:
-            raise RuntimeError(f"{name} died:\n{service.log_tail()}")
-        phase = phase_record(mode, connections, name, load, cpu)
-        phases.append(phase)
-        cpu_text = f", {phase['cpu_ms_per_request']:.3f} ms CPU/req" if cpu is not None else ""
-        progress(
-            f"[{i}/{len(order)}] {mode:6} c{connections:<3} {LABELS[name]:26} "
-            f"{load.rps:8.0f} req/s  p50 {load.p50_ms:.3f} ms  p99 {load.p99_ms:.3f} ms  "
-            f"errors {load.error_count}{cpu_text}"
-        )
-    return phases
+    runs: dict[tuple[str, int, str], list[tuple[Load, float | None]]] = {k: [] for k in order}
+    step, steps = 0, opts.rounds * len(order)
+    for round_no in range(opts.rounds):
+        for mode, connections, name in order:
+            step += 1
+            target = setup.targets[name]
+            if opts.warmup > 0 and round_no == 0:
+                drive(wrk, target, mode, connections, opts.warmup)
+            service = setup.gateways.get(name)
+            cpu_before = cpu_seconds(service.pid) if service else 0.0
+            load = drive(wrk, target, mode, connections, opts.seconds)
+            cpu = cpu_seconds(service.pid) - cpu_before if service else None
+            if service is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{name} died:\n{service.log_tail()}")
+            runs[(mode, connections, name)].append((load, cpu))
+            cpu_text = (
+                f", {cpu * 1000 / load.requests:.3f} ms CPU/req" if cpu and load.requests else ""
+            )
+            progress(
+                f"[{step}/{steps}] {mode:6} c{connections:<3} {LABELS[name]:26} "
+                f"{load.rps:8.0f} req/s  p50 {load.p50_ms:.3f} ms  p99 {load.p99_ms:.3f} ms  "
+                f"errors {load.error_count}{cpu_text}"
+            )
+    return [phase_record(*key, loads) for key, loads in runs.items()]
 
 
 def phase_record(
-    mode: str, connections: int, path: str, load: Load, cpu_s: float | None
+    mode: str, connections: int, path: str, rounds: list[tuple[Load, float | None]]
 ) -> dict[str, Any]:
-    per_request = None
-    if cpu_s is not None and load.requests:
-        per_request = cpu_s * 1000 / load.requests
+    """One phase over its rounds: counts and CPU summed; each percentile the median of the
+    rounds' percentiles, so that one disturbed round does not decide a figure."""
+    loads = [load for load, _ in rounds]
+    requests = sum(load.requests for load in loads)
+    duration = sum(load.duration_s for load in loads)
+    errors: dict[str, int] = {}
+    for load in loads:
+        for kind, n in load.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+    cpu = [c for _, c in rounds if c is not None]
+    per_request = sum(cpu) * 1000 / requests if cpu and requests else None
     return {
         "mode": mode,
         "stream": mode == "stream",
         "connections": connections,
         "path": path,
+        "requests": requests,
+        "duration_s": round(duration, 3),
+        "rps": round(requests / duration, 1) if duration else 0.0,
+        "p50_ms": statistics.median(load.p50_ms for load in loads),
+        "p90_ms": statistics.median(load.p90_ms for load in loads),
+        "p99_ms": statistics.median(load.p99_ms for load in loads),
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "cpu_ms_per_request": per_request,
+        "rounds": [_round(load) for load in loads],
+    }
+
+
+def _round(load: Load) -> dict[str, Any]:
+    return {
         "requests": load.requests,
-        "duration_s": round(load.duration_s, 3),
         "rps": round(load.rps, 1),
         "p50_ms": load.p50_ms,
         "p90_ms": load.p90_ms,
         "p99_ms": load.p99_ms,
-        "errors": load.errors,
-        "error_count": load.error_count,
-        "cpu_ms_per_request": per_request,
+        "errors": load.error_count,
     }
 
 
@@ -289,16 +340,20 @@ def resolve_redis(opts: Options, work: Path) -> tuple[str | None, str, PrivateRe
     if shutil.which("redis-server"):
         private = PrivateRedis(work)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not redis_answers(private.url):
+        while time.monotonic() < deadline:
+            if redis_answers(private.url):
+                note = f"{private.url} (private: {opts.redis_url} did not answer)"
+                return private.url, note, private
             time.sleep(0.05)
-        return private.url, f"{private.url} (private: {opts.redis_url} did not answer)", private
-    skipped = f"none ({opts.redis_url} did not answer; no redis-server): limits run skipped"
+        private.stop()
+    skipped = f"none ({opts.redis_url} did not answer, no redis-server started): no Redis runs"
     return None, skipped, None
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     started = time.monotonic()
+    host = machine()
     wrk, client = choose_client(opts)
     stack: list[Service] = []
     private: PrivateRedis | None = None
@@ -318,9 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             if private is not None:
                 private.stop()
     results = report.build(
-        machine=machine(),
+        machine={**host, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         settings={
-            "seconds_per_phase": opts.seconds,
+            "rounds": opts.rounds,
+            "seconds_per_phase_and_round": opts.seconds,
             "warmup_seconds_per_phase": opts.warmup,
             "connections": list(CONNECTIONS),
             "ttfb_samples": opts.ttfb_samples,
