@@ -3,17 +3,20 @@
 One rule for every store (registry, probe results, ...):
 - `https://<account>.blob.core.windows.net/<container>[/<path>]`: Azure, managed identity;
 - `<container>[/<path>]` when TOLLGATE_STORAGE_CONNECTION_STRING is set: that account (Azurite);
-- anything else: a local path.
+- anything else (an absolute path, `./x`, `.tollgate/x`: no container name): a local path.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.secrets import build_credential
+
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's naming rule
 
 if TYPE_CHECKING:  # azure-storage-blob is ~40 MB: loaded only when a blob store is used
     from azure.storage.blob.aio import BlobClient, ContainerClient
@@ -42,8 +45,8 @@ def parse_location(location: str, connection_string: str | None) -> BlobLocation
         if not container:
             raise ValueError(f"{location}: no container in the URL")
         return BlobLocation(container, "/".join(rest), account_url=account_url)
-    if connection_string:
-        container, _, path = location.strip("/").partition("/")
+    container, _, path = location.partition("/")
+    if connection_string and _CONTAINER.match(container):
         return BlobLocation(container, path, connection_string=connection_string)
     return Path(location)
 

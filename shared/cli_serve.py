@@ -56,6 +56,7 @@ def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
 
     level = Settings.from_env().log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # its INFO is every HTTP request
     return uvicorn.Config(
         "asgi:app",
         host=args.host,

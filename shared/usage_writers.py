@@ -85,18 +85,19 @@ class AppendBlobWriter:
             self._sizes[name] = expected + len(chunk)
 
     async def _open(self, blob: Any) -> int:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError
+        """The blob's length, creating it (and its container) when missing. Each blob has one
+        writer (the instance id is in its name), so nothing races the creation."""
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         if not self._container_ready:
             with contextlib.suppress(ResourceExistsError):
                 await self._container.create_container()
             self._container_ready = True
         try:
-            await blob.create_append_blob(etag="*", match_condition=MatchConditions.IfMissing)
-            return 0
-        except ResourceExistsError:
             return int((await blob.get_blob_properties()).size)
+        except ResourceNotFoundError:
+            await blob.create_append_blob()
+            return 0
 
     async def aclose(self) -> None:
         await self._container.close()

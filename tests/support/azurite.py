@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.keyvault_standin import write_self_signed_cert
 from tests.support.processes import ROOT, free_port
@@ -75,16 +76,45 @@ def azurite_oauth(directory: Path) -> Iterator[SecureAzurite]:
         )
 
 
+def connection_string(port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
+
+
+class DiskAzurite:
+    """Azurite keeping its data in a folder: a test may stop it and start it again."""
+
+    def __init__(self, location: Path, log_path: Path):
+        self.port = free_port()
+        self.location, self.log_path = location, log_path
+        self.connection_string = connection_string(self.port)
+        self._running: Any = None
+
+    def start(self) -> None:
+        self._running = _running(self.port, [], self.log_path, self.location)
+        self._running.__enter__()
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.__exit__(None, None, None)
+            self._running = None
+
+
 @contextmanager
-def _running(port: int, extra_args: list[str], log_path: Path) -> Iterator[None]:
+def _running(
+    port: int, extra_args: list[str], log_path: Path, location: Path | None = None
+) -> Iterator[None]:
     binary = ROOT / "node_modules" / ".bin" / "azurite-blob"
     if not binary.exists():
         raise RuntimeError("Azurite is missing: run `make install` (npm install)")
+    storage = ["--location", str(location)] if location else ["--inMemoryPersistence"]
     args = [
-        str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+        str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), *storage,
         "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent", *extra_args,
     ]  # fmt: skip
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, process)
