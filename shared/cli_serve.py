@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import secrets
 from collections.abc import Coroutine
@@ -12,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from shared import registry_admin as admin
+from shared.log_format import configure_logging
 from shared.registry import ALL_MODELS
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings
@@ -54,9 +54,9 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
     import uvicorn
 
-    level = Settings.from_env().log_level
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)  # its INFO is every HTTP request
+    settings = Settings.from_env()
+    level = settings.log_level
+    configure_logging(level, settings.log_format)
     return uvicorn.Config(
         "asgi:app",
         host=args.host,
@@ -64,6 +64,7 @@ def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
         workers=workers,
         log_level=level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's records go through the same (JSON) handler
         timeout_graceful_shutdown=10,
     )
 

@@ -111,12 +111,12 @@ def _model_name(request: Request, style: Style, body: dict[str, object]) -> obje
 
 
 def _log_access(account: Account, response: Response) -> None:
-    log.info(
-        "request_id=%s style=%s op=%s system=%s model=%s status=%s",
-        account.request_id,
-        account.route,
-        account.operation,
-        account.system,
-        account.model,
-        response.status_code,
-    )
+    fields = {
+        "request_id": account.request_id,
+        "route": account.route,
+        "operation": account.operation,
+        "system": account.system,
+        "model": account.model,
+        "status": response.status_code,
+    }
+    log.info("request", extra=fields)

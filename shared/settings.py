@@ -35,6 +35,7 @@ class Settings:
     sse_keepalive_seconds: float
     upstream_pool_size: int
     log_level: str
+    log_format: str
     redis_url: str | None
     redis_auth: str
     redis_username: str | None
@@ -75,6 +76,7 @@ class Settings:
             sse_keepalive_seconds=_float(e, "TOLLGATE_SSE_KEEPALIVE_SECONDS", 15.0),
             upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
             log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
+            log_format=_choice(e, "TOLLGATE_LOG_FORMAT", ("json", "text")),
             redis_url=_opt(e, "TOLLGATE_REDIS_URL"),
             redis_auth=_choice(e, "TOLLGATE_REDIS_AUTH", ("url", "entra")),
             redis_username=_opt(e, "TOLLGATE_REDIS_USERNAME"),

@@ -189,6 +189,6 @@ def test_no_key_or_prompt_ever_reaches_a_log(live: Live) -> None:
     bad = post(live, "/gateway/chat/completions/gpt-4o", {"api-key": live.seed_key + "x"}, body)
     assert bad.status_code == 401
     log = live.gateway.log_text()
-    assert "request_id=" in log  # the access log is there
+    assert '"request_id": ' in log  # the access log is there, as JSON
     for secret in (SIM_KEY, live.seed_key, live.limited_key, marker):
         assert secret not in log

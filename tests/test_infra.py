@@ -88,6 +88,7 @@ LOCAL_ONLY = {
     "TOLLGATE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE",  # only for a vault behind another host name
     "TOLLGATE_TIKTOKEN_CACHE_DIR",  # default: a private folder under /tmp, writable on Flex
     "TOLLGATE_BENCH_KEY",  # `tollgate bench` on an operator's machine
+    "TOLLGATE_LOG_FORMAT",  # `tollgate serve`'s own log handler; in Azure the worker owns logs
 }
 # Upstream keys from the environment (TOLLGATE_SECRET_<NAME>): in Azure they come from Key Vault.
 LOCAL_SECRET_PREFIX = "TOLLGATE_SECRET_"
