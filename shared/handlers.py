@@ -88,10 +88,12 @@ async def admit(
 ) -> None:
     """Reserve the request against the caller's limits, when any apply."""
     default = gateway.settings.default_completion_tokens
-    if caller.scopes(model.name):
+    scopes = caller.scopes(model.name)
+    if scopes:
         prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
         account.estimate_prompt_with(lambda: prompt)
-        account.reserved(gateway.limiter, await gateway.limiter.admit(caller, model.name, reserve))
+        reservation = await gateway.limiter.admit(caller, model.name, reserve, scopes)
+        account.reserved(gateway.limiter, reservation)
     else:  # counted only if a stream breaks before the upstream reports usage
         account.estimate_prompt_with(
             lambda: estimate(body, model.operation, model.tokenizer, default)[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from shared.limits import Scope
@@ -57,7 +58,11 @@ def zone(name: str) -> ZoneInfo:
 
 
 def _period_ends(now: datetime) -> tuple[datetime, datetime]:
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _ends_of_day(now.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+@lru_cache(maxsize=8)
+def _ends_of_day(day_start: datetime) -> tuple[datetime, datetime]:
     day_end = (day_start + timedelta(days=1, hours=3)).replace(hour=0)  # DST-proof
     month_start = day_start.replace(day=1)
     month_end = (month_start + timedelta(days=32)).replace(day=1)

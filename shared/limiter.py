@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from shared.errors import GatewayError
 from shared.limit_plan import Check, Plan, plan_for
 from shared.limit_store import Admission, CheckState, LimitStore, StoreUnavailable
+from shared.limits import Scope
 from shared.registry import Caller
 
 log = logging.getLogger("tollgate.limits")
@@ -50,8 +51,11 @@ class Limiter:
         self._last_outage_log = 0.0
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def admit(self, caller: Caller, model: str, estimate: int) -> Reservation | None:
-        scopes = caller.scopes(model)
+    async def admit(
+        self, caller: Caller, model: str, estimate: int, scopes: list[Scope] | None = None
+    ) -> Reservation | None:
+        """`scopes`: the caller's for `model`, when the caller has them at hand already."""
+        scopes = caller.scopes(model) if scopes is None else scopes
         if not scopes:
             return None
         now = self._clock()

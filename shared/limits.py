@@ -22,7 +22,13 @@ class Limits:
 
     @property
     def empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return (
+            self.rpm is None
+            and self.tpm is None
+            and self.concurrency is None
+            and self.tokens_per_day is None
+            and self.tokens_per_month is None
+        )
 
     def to_json(self) -> dict[str, int]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
