@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from shared.errors import GatewayError
 from shared.accounting import Account
+from shared.errors import GatewayError
 from shared.limiter import Limiter
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 from starlette.responses import Response
 
+from shared.accounting import Account
 from shared.balancer import Balancer
 from shared.errors import GatewayError
-from shared.accounting import Account
 from shared.secrets import CachedSecrets
 from shared.stream_relay import KeepAliveStream, RelayedStream
 from shared.stream_usage import UsageTap

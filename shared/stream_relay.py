@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from starlette.responses import Response, StreamingResponse
 
-from shared.errors import GatewayError, error_body
 from shared.accounting import Account
+from shared.errors import GatewayError, error_body
 from shared.stream_usage import UsageTap
 
 log = logging.getLogger("tollgate.relay")
