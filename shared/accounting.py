@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from shared.limiter import Limiter, Reservation
 from shared.stream_usage import UsageTap
+from shared.telemetry import record_request
 from shared.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
 from shared.upstreams import Operation
 from shared.usage_record import UsageRecord
@@ -97,7 +98,7 @@ class Account:
         settled = total if reported or not self.reservation else reserved
         if self._limiter is not None:
             self._limiter.settle_soon(self.reservation, settled)
-        self._sink.add(UsageRecord(
+        record = UsageRecord(
             time=self._time, request_id=self.request_id, system=self.system, key_id=self.key_id,
             route=self.route, operation=self.operation, model=self.model,
             deployment=self.deployment, status=status, error_code=error_code, stream=self.stream,
@@ -107,7 +108,9 @@ class Account:
             ttfb_ms=round(self.ttfb_ms, 3),
             total_ms=round((time.perf_counter() - self._started) * 1000, 3),
             attempts=self.attempts, client_ip=self.client_ip, client_disconnected=disconnected,
-        ))  # fmt: skip
+        )  # fmt: skip
+        self._sink.add(record)
+        record_request(record)
 
 
 def _usage(body: bytes) -> dict[str, int]:

@@ -17,6 +17,7 @@ from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy
 from shared.secrets import CachedSecrets, secret_provider_from
 from shared.settings import Settings, get_settings
+from shared.telemetry import configure_telemetry
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
 from shared.usage_sink import UsageSink
@@ -57,6 +58,7 @@ class Gateway:
             settings.upstream_total_timeout,
             settings.sse_keepalive_seconds,
         )
+        configure_telemetry(settings.appinsights_connection_string)
         writer = record_writer(
             settings.usage_records, settings.storage_connection_string, settings.azure_client_id
         )

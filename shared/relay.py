@@ -20,6 +20,7 @@ from shared.errors import GatewayError
 from shared.secrets import CachedSecrets
 from shared.stream_relay import KeepAliveStream, RelayedStream
 from shared.stream_usage import UsageTap
+from shared.telemetry import record_failover, record_upstream_error
 from shared.upstream_call import call_upstream, transport_error
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import PublicModel, Upstream
@@ -90,6 +91,7 @@ class Dispatcher:
     ) -> Response:
         stream = payload.get("stream") is True
         tried: set[str] = set()
+        first = ""
         last: Response | GatewayError | None = None
         started = time.monotonic()
         while len(tried) < self.policy.max_attempts:
@@ -99,6 +101,7 @@ class Dispatcher:
             if member is None:
                 break
             upstream = member.upstream
+            first = first or upstream.name
             tried.add(upstream.name)
             account.attempts = len(tried)
             body, strip_usage = _body_for(payload, upstream, stream)
@@ -107,20 +110,27 @@ class Dispatcher:
                     self.client, self.secrets, upstream, model.operation, body, request_id
                 )
             except GatewayError as exc:
+                timed_out = exc.code == "upstream_timeout"
+                record_upstream_error(upstream.name, model.name,
+                                      "timeout" if timed_out else "unreachable")  # fmt: skip
                 await self.balancer.failed(upstream.name)
                 last = exc
                 continue
             if resp.status == 429:
+                record_upstream_error(upstream.name, model.name, "429")
                 resp.release()
                 await self.balancer.cool_down(upstream.name, self._cooldown(resp.headers))
                 last = None
                 continue
             if resp.status >= 500 or resp.status in _MISCONFIGURED:
+                record_upstream_error(upstream.name, model.name,
+                                      "5xx" if resp.status >= 500 else "rejected")  # fmt: skip
                 await self.balancer.failed(upstream.name)
                 last = await self._failed_answer(resp, upstream, request_id)
                 continue
             await self.balancer.succeeded(upstream.name)
-            if len(tried) > 1:
+            if first != upstream.name:
+                record_failover(model.name, first, upstream.name)
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
             return await _answer(resp, upstream, request_id, stream, strip_usage, account)
