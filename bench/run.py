@@ -75,8 +75,8 @@ FEATURES = {
     "limits": "rpm + tpm in Redis on 'gateway + Redis + limits' only",
     "Redis": "none on 'gateway, no Redis'; else set (deployment health shared in Redis too)",
     "access log": "on, level INFO (the production default), to a file",
-    "usage records": "not built yet (not measured)",
-    "metrics": "not built yet (not measured)",
+    "usage records": "on: JSON Lines to a local folder, flushed every 5 s (the default)",
+    "metrics": "instruments on, exporter off (no Application Insights connection string)",
     "redaction": "off (not built yet)",
 }
 

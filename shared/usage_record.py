@@ -4,7 +4,7 @@ never a key (only its id)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 RECORD_VERSION = 1
@@ -37,7 +37,8 @@ class UsageRecord:
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # vars(), not asdict(): the fields are flat, and asdict deep-copies (5x slower).
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> UsageRecord:

@@ -36,14 +36,16 @@ class UsageSink:
         self._every = flush_seconds
         self._batch = batch
         self._instance = instance_id()
-        self._pending: deque[UsageRecord] = deque()
+        # (blob, JSON line): serialised as each request ends, so no flush stalls the loop.
+        self._pending: deque[tuple[str, bytes]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._failures = 0
 
     def add(self, record: UsageRecord) -> None:
-        self._pending.append(record)
+        line = (record.to_json() + "\n").encode()
+        self._pending.append((hour_blob(record, self._instance), line))
         if self._task is None or self._task.done():
             # Started on first use: the Functions host offers no start-up hook.
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -55,28 +57,31 @@ class UsageSink:
         return len(self._pending)
 
     async def flush(self) -> bool:
-        """Write what is pending; on failure keep it (in order) for the next try."""
+        """Write what is pending; on failure keep what was not written (in order) for later."""
         async with self._lock:
             batch = list(self._pending)
-            if not batch:
-                return True
-            by_blob: dict[str, list[UsageRecord]] = {}
-            for record in batch:
-                by_blob.setdefault(hour_blob(record, self._instance), []).append(record)
-            for name, records in by_blob.items():
-                data = "".join(r.to_json() + "\n" for r in records).encode()
-                try:
-                    await self._writer.append(name, data)
-                except Exception as exc:  # storage down: keep everything not yet written
-                    self._failures += 1
-                    where, kind = self._writer.describe(), type(exc).__name__
-                    log.error("usage write to %s failed (%s); %d records kept", where, kind,
-                              len(self._pending))  # fmt: skip
-                    return False
-                written = {id(r) for r in records}
-                self._pending = deque(r for r in self._pending if id(r) not in written)
+            by_blob: dict[str, list[bytes]] = {}
+            for name, line in batch:
+                by_blob.setdefault(name, []).append(line)
+            done: set[str] = set()
+            try:
+                for name, lines in by_blob.items():
+                    await self._writer.append(name, b"".join(lines))
+                    done.add(name)
+            except Exception as exc:  # storage down: keep everything not yet written
+                self._failures += 1
+                kept = sum(len(lines) for name, lines in by_blob.items() if name not in done)
+                log.error("usage write to %s failed (%s); %d records kept",
+                          self._writer.describe(), type(exc).__name__, kept)  # fmt: skip
+                return False
+            finally:
+                self._drop_written(batch, done)
             self._failures = 0
             return True
+
+    def _drop_written(self, batch: list[tuple[str, bytes]], blobs: set[str]) -> None:
+        done = {id(item) for item in batch if item[0] in blobs}
+        self._pending = deque(item for item in self._pending if id(item) not in done)
 
     async def aclose(self, deadline_seconds: float = 10.0) -> None:
         """At shutdown: stop the timer and flush, retrying until the deadline."""
