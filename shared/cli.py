@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared import cli_bench, cli_registry, cli_report, cli_serve
+from shared import cli_audit, cli_bench, cli_registry, cli_report, cli_serve
 from shared.cli_errors import CommandError
 from shared.registry import RegistryError
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_registry.add_commands(commands)
     cli_serve.add_commands(commands)
     cli_bench.add_commands(commands)
+    cli_audit.add_commands(commands)
     cli_report.add_commands(commands)
     return parser
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from shared import registry_admin as admin
+from shared.audit import AuditLog
 from shared.limits import LIMIT_FIELDS
 from shared.registry import ALL_MODELS, Registry
 from shared.registry_store import RegistryStore, store_from_settings
@@ -89,13 +90,28 @@ def _with_store(action: Callable[[RegistryStore], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def _edit(change: Callable[[admin.Document], T], action: str) -> T:
+    """Apply a change to the registry, and record it in the audit log."""
+
+    async def run() -> T:
+        settings = Settings.from_env()
+        store, audit = store_from_settings(settings), AuditLog.from_settings(settings)
+        try:
+            return await admin.edit(store, change, audit, action)
+        finally:
+            await store.aclose()
+            await audit.aclose()
+
+    return asyncio.run(run())
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True))
 
 
 def cmd_systems_create(args: argparse.Namespace) -> int:
     change = admin.create_system(args.system_id, args.name, _split(args.models) or [])
-    _with_store(lambda store: admin.edit(store, change))
+    _edit(change, "systems create")
     return 0
 
 
@@ -108,7 +124,7 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         remove_models=args.remove_model,
         disabled=args.disabled,
     )
-    system = _with_store(lambda store: admin.edit(store, change))
+    system = _edit(change, "systems update")
     _print_json(_public_system(args.system_id, system))
     return 0
 
@@ -131,12 +147,12 @@ def cmd_systems_limits(args: argparse.Namespace) -> int:
     change = admin.set_limits(
         args.system_id, changes, model=args.model, key_id=args.key_id, clear=args.clear
     )
-    _print_json(_with_store(lambda store: admin.edit(store, change)))
+    _print_json(_edit(change, "systems limits"))
     return 0
 
 
 def cmd_systems_delete(args: argparse.Namespace) -> int:
-    _with_store(lambda store: admin.edit(store, admin.delete_system(args.system_id)))
+    _edit(admin.delete_system(args.system_id), "systems delete")
     return 0
 
 
@@ -158,7 +174,7 @@ def cmd_systems_show(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     new, change = admin.add_key(args.system, args.label)
-    _with_store(lambda store: admin.edit(store, change))
+    _edit(change, "keys create")
     print(new.key)
     return 0
 
@@ -172,7 +188,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    _with_store(lambda store: admin.edit(store, admin.revoke_key(args.key_id)))
+    _edit(admin.revoke_key(args.key_id), "keys revoke")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared import keys
+from shared.audit import AuditLog, actor, changes
 from shared.limits import LimitsError, parse_limits
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
@@ -33,18 +35,27 @@ async def read_document(store: RegistryStore) -> tuple[Document, str | None]:
     return document, stored.etag
 
 
-async def edit(store: RegistryStore, change: Callable[[Document], T]) -> T:
-    """Apply `change` to the latest document and write it back, retrying on races."""
+async def edit(
+    store: RegistryStore,
+    change: Callable[[Document], T],
+    audit: AuditLog | None = None,
+    action: str = "",
+) -> T:
+    """Apply `change` to the latest document and write it back, retrying on races; then
+    append what changed to the audit log."""
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             await asyncio.sleep(random.uniform(0, 0.02 * attempt))
         document, etag = await read_document(store)
+        before = copy.deepcopy(document)
         result = change(document)
         data = json.dumps(document, indent=2, sort_keys=True).encode()
         try:
             await store.write(data, etag)
         except ConcurrentEdit:
             continue
+        if audit is not None:
+            await audit.append(changes(before, document, action, actor()))
         return result
     raise RegistryError("the registry kept changing underneath this edit; try again")
 

@@ -38,8 +38,9 @@ class ResultsStore(Protocol):
 
 
 class FolderResults:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, suffix: str = ".csv"):
         self.root = root
+        self.suffix = suffix
 
     def describe(self) -> str:
         return str(self.root)
@@ -62,7 +63,7 @@ class FolderResults:
         for prefix in day_prefixes(since, until):
             folder = self.root / prefix
             if folder.is_dir():
-                found += sorted(f"{prefix}{p.name}" for p in folder.glob("*.csv"))
+                found += sorted(f"{prefix}{p.name}" for p in folder.glob(f"*{self.suffix}"))
         return found
 
     async def get(self, name: str) -> str:
@@ -73,7 +74,14 @@ class FolderResults:
 
 
 class ContainerResults:
-    def __init__(self, location: BlobLocation, container: ContainerClient, credential: Any):
+    def __init__(
+        self,
+        location: BlobLocation,
+        container: ContainerClient,
+        credential: Any,
+        suffix: str = ".csv",
+    ):
+        self.suffix = suffix
         self._location = location
         self._container = container
         self._credential = credential
@@ -99,7 +107,7 @@ class ContainerResults:
         found: list[str] = []
         for prefix in day_prefixes(since, until):
             async for blob in self._container.list_blobs(name_starts_with=self._prefix + prefix):
-                if blob.name.endswith(".csv"):
+                if blob.name.endswith(self.suffix):
                     found.append(blob.name[len(self._prefix) :])
         return sorted(found)
 
@@ -120,11 +128,12 @@ def _csv_content() -> Any:
 
 
 def results_store(
-    location: str, connection_string: str | None, client_id: str | None
+    location: str, connection_string: str | None, client_id: str | None, suffix: str = ".csv"
 ) -> FolderResults | ContainerResults:
+    """Files named `<yyyy>/<mm>/<dd>/<name><suffix>` in a folder or a container."""
     parsed = parse_location(location, connection_string)
     if isinstance(parsed, Path):
-        return FolderResults(parsed)
+        return FolderResults(parsed, suffix)
     # No retries inside the SDK: the probe's delivery retries (and spools) itself.
     container, credential = container_client(parsed, client_id, retry_total=0)
-    return ContainerResults(parsed, container, credential)
+    return ContainerResults(parsed, container, credential, suffix)

@@ -49,6 +49,7 @@ class Settings:
     breaker_failures: int
     breaker_open_seconds: float
     usage_records: str
+    audit_log: str
     appinsights_connection_string: str | None
     usage_flush_seconds: float
 
@@ -91,6 +92,7 @@ class Settings:
             breaker_failures=max(1, int(_float(e, "TOLLGATE_BREAKER_FAILURES", 5))),
             breaker_open_seconds=_float(e, "TOLLGATE_BREAKER_OPEN_SECONDS", 30.0),
             usage_records=e.get("TOLLGATE_USAGE_RECORDS", "").strip() or ".tollgate/usage",
+            audit_log=e.get("TOLLGATE_AUDIT_LOG", "").strip() or ".tollgate/audit",
             usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
             appinsights_connection_string=_opt(e, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         )

@@ -1,0 +1,89 @@
+"""The audit log: every change to systems, keys and limits (who, when, what, before and after,
+never a secret), appended to a log of its own and read with `tollgate audit`."""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import json
+import os
+import socket
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.results_store import results_store
+from shared.settings import Settings
+from shared.usage_sink import instance_id
+from shared.usage_writers import RecordWriter, record_writer
+
+Document = dict[str, Any]
+
+
+def actor() -> str:
+    """Who is making the change: TOLLGATE_ACTOR when set (e.g. an operator's UPN), else the OS
+    user on this host."""
+    return os.environ.get("TOLLGATE_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def public_view(system: Any) -> Any:
+    """A system as the audit log shows it: everything but key hashes."""
+    if not isinstance(system, dict):
+        return system
+    view = copy.deepcopy(system)
+    for record in (view.get("keys") or {}).values():
+        if isinstance(record, dict):
+            record.pop("hash", None)
+    return view
+
+
+def changes(before: Document, after: Document, action: str, who: str) -> list[dict[str, Any]]:
+    """One entry per system the edit changed."""
+    old, new = before.get("systems", {}), after.get("systems", {})
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [
+        {
+            "time": now,
+            "actor": who,
+            "action": action,
+            "target": system_id,
+            "before": public_view(old.get(system_id)),
+            "after": public_view(new.get(system_id)),
+        }
+        for system_id in sorted(set(old) | set(new))
+        if old.get(system_id) != new.get(system_id)
+    ]
+
+
+class AuditLog:
+    def __init__(self, writer: RecordWriter):
+        self._writer = writer
+        self._instance = instance_id()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditLog:
+        writer = record_writer(
+            settings.audit_log, settings.storage_connection_string, settings.azure_client_id
+        )
+        return cls(writer)
+
+    async def append(self, entries: list[dict[str, Any]]) -> None:
+        if not entries:
+            return
+        data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries)
+        await self._writer.append(f"{datetime.now(UTC):%Y/%m/%d}/{self._instance}.jsonl",
+                                  data.encode())  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self._writer.aclose()
+
+
+async def read_audit(settings: Settings, since: date, until: date) -> list[dict[str, Any]]:
+    store = results_store(settings.audit_log, settings.storage_connection_string,
+                          settings.azure_client_id, suffix=".jsonl")  # fmt: skip
+    try:
+        entries = []
+        for name in await store.names(since, until):
+            entries += [json.loads(line) for line in (await store.get(name)).splitlines() if line]
+    finally:
+        await store.aclose()
+    return sorted(entries, key=lambda e: str(e.get("time", "")))
