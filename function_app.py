@@ -44,7 +44,7 @@ async def azure_embeddings(req: Request) -> Response:
 @app.function_name("azure_models")
 @app.route(route=routes.AZURE_MODELS, methods=["GET"])
 async def azure_models(req: Request) -> Response:
-    return await handlers.list_models(req)
+    return await handlers.list_models(req, Style.AZURE)
 
 
 @app.function_name("openai_chat_completions")
@@ -62,7 +62,7 @@ async def openai_embeddings(req: Request) -> Response:
 @app.function_name("openai_models")
 @app.route(route=routes.OPENAI_MODELS, methods=["GET"])
 async def openai_models(req: Request) -> Response:
-    return await handlers.list_models(req)
+    return await handlers.list_models(req, Style.OPENAI)
 
 
 @app.function_name("azure_v1_chat_completions")
@@ -80,7 +80,7 @@ async def azure_v1_embeddings(req: Request) -> Response:
 @app.function_name("azure_v1_models")
 @app.route(route=routes.AZURE_V1_MODELS, methods=["GET"])
 async def azure_v1_models(req: Request) -> Response:
-    return await handlers.list_models(req)
+    return await handlers.list_models(req, Style.OPENAI)
 
 
 @app.function_name("healthz")

@@ -72,6 +72,7 @@ class Account:
             self.ttfb_ms = (time.perf_counter() - self._started) * 1000
 
     def close_error(self, status: int, code: str | None) -> None:
+        """An answer with no tokens: an error, or a success that uses none (a model list)."""
         self._close(status, code or "", 0, 0, disconnected=False)
 
     def close_body(self, status: int, body: bytes) -> None:

@@ -50,17 +50,24 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
     return response
 
 
-async def list_models(request: Request) -> Response:
+async def list_models(request: Request, style: Style) -> Response:
     request_id = request_id_of(request)
     try:
         gateway = get_gateway()
-        caller = await authenticate(request, gateway.registry)
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})
+    account = gateway.account(request_id, style.value, "models", _client_ip(request))
+    try:
+        caller = await authenticate(request, gateway.registry)
+    except GatewayError as exc:
+        account.close_error(exc.status, exc.code)
+        return exc.to_response({"x-request-id": request_id})
+    account.system, account.key_id = caller.system.id, caller.key_id
     data = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}
         for m in allowed_models(gateway.config, caller)
     ]
+    account.close_error(200, None)  # a success with no tokens
     return Response(
         json.dumps({"object": "list", "data": data}),
         media_type="application/json",
