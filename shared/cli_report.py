@@ -1,4 +1,7 @@
-"""`tollgate report`: latency percentiles, gateway overhead and a chart from probe/bench CSVs."""
+"""`tollgate report`: latency percentiles, gateway overhead and a chart from probe/bench CSVs.
+
+`tollgate report usage ...` is the usage report (shared/cli_usage_report.py).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
+from shared import cli_usage_report
 from shared.cli_errors import CommandError
 from shared.latency_csv import LatencyRow, read_csv
 from shared.report_render import Provenance, render_html, render_png, render_text
@@ -33,7 +37,8 @@ class Loaded:
 def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report",
-        help="latency percentiles, gateway overhead and a chart from probe/bench CSVs",
+        help="latency percentiles, gateway overhead and a chart from probe/bench CSVs; "
+        "`report usage`: a bill per calling system from usage records",
         description="Per model, path and stream mode: request count, error rate and p50/p90/p99 "
         "of total time and time to first byte; and the gateway's overhead over direct calls.",
     )
@@ -61,6 +66,7 @@ def add_commands(commands: Any) -> None:
     report.add_argument(
         "--out", type=Path, metavar="DIR", help="also write report.png and report.html here"
     )
+    cli_usage_report.add_options(report)
     report.set_defaults(handler=cmd_report)
 
 
@@ -72,6 +78,8 @@ def _date(text: str) -> date:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if cli_usage_report.usage_requested(args):
+        return cli_usage_report.cmd_usage(args)
     since, until = args.since, args.until
     if not args.sources:
         until = until or datetime.now(UTC).date()

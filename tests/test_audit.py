@@ -30,7 +30,9 @@ def test_every_change_is_audited_without_secrets(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert {e["actor"] for e in entries} == {"alice@contoso.example"}
     assert entries[0]["before"] is None and entries[-1]["after"] is None
-    assert entries[1]["before"].get("limits") is None and entries[1]["after"]["limits"] == {"rpm": 60}
+    assert entries[1]["before"].get("limits") is None and entries[1]["after"]["limits"] == {
+        "rpm": 60
+    }
     revoked = entries[3]["after"]["keys"][key.split("_")[1]]
     assert revoked["revoked"] and "hash" not in revoked
     stored = "".join(p.read_text() for p in (tmp_path / "audit").rglob("*.jsonl"))

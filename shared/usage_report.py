@@ -1,0 +1,418 @@
+"""Usage reports: the gateway's usage records, read for a date range and summed per group.
+
+Records are JSON Lines under `<location>/<yyyy>/<mm>/<dd>/<hh>/<instance id>.jsonl` (a folder
+or a container): one file per gateway instance and UTC hour of the record's `time`, appended
+to during that hour. Files are read a chunk at a time, a few at once; a group keeps its sums
+and its requests' total_ms (for the percentiles), never the records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import math
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from shared.blob_location import BlobLocation, container_client, parse_location
+from shared.latency_csv import neutralise
+from shared.report_render import aligned
+from shared.report_stats import quantile
+from shared.usage_record import UsageRecord
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import ContainerClient
+
+DIMENSIONS = ("system", "model", "day", "hour", "key", "deployment", "route", "status")
+DEFAULT_BY = ("system", "model", "day")
+CONCURRENCY = 8  # files read at once
+CHUNK_BYTES = 1024 * 1024
+TOTAL = "(total)"  # the totals row's first cell: no system id or model has parentheses
+MEASURES = (
+    "requests", "errors", "error_rate", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cost", "p50_total_ms", "p95_total_ms",
+)  # fmt: skip
+TEXT_MEASURES = (
+    "requests", "errors", "err%", "prompt tok", "completion tok", "total tok",
+    "cost", "p50 ms", "p95 ms",
+)  # fmt: skip
+
+Key = tuple[str | int, ...]
+
+_DIMENSION: dict[str, Callable[[UsageRecord, datetime], str | int]] = {
+    "system": lambda record, _: record.system,
+    "model": lambda record, _: record.model,
+    "day": lambda _, at: at.date().isoformat(),
+    "hour": lambda _, at: f"{at:%Y-%m-%d %H}:00",
+    "key": lambda record, _: record.key_id,
+    "deployment": lambda record, _: record.deployment,
+    "route": lambda record, _: record.route,
+    "status": lambda record, _: record.status,
+}
+_TEXT_FIELDS = ("time", "system", "key_id", "model", "deployment", "route")
+_INT_FIELDS = ("status", "prompt_tokens", "completion_tokens", "total_tokens")
+_NUMBER_FIELDS = ("cost", "total_ms")
+
+
+def parse_by(text: str) -> tuple[str, ...]:
+    """`system,model,day` -> ("system", "model", "day"); ValueError for an unknown name."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in DIMENSIONS]
+    if unknown or not names:
+        wrong = ", ".join(unknown) or "nothing"
+        raise ValueError(f"cannot group by {wrong} (choose from {','.join(DIMENSIONS)})")
+    return names
+
+
+def days(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+def parse_record(line: bytes) -> tuple[UsageRecord, datetime] | None:
+    """The record on a line and its time in UTC; None when the line is not a usable record."""
+    try:
+        record = UsageRecord.from_json(line.decode("utf-8"))
+        if not _well_typed(record):
+            return None
+        at = datetime.fromisoformat(record.time)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return None
+    return record, at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _well_typed(record: UsageRecord) -> bool:
+    texts = [getattr(record, name) for name in _TEXT_FIELDS]
+    ints = [getattr(record, name) for name in _INT_FIELDS]
+    numbers = [getattr(record, name) for name in _NUMBER_FIELDS]
+    return (
+        all(isinstance(value, str) for value in texts)
+        and all(_is_int(value) for value in ints)
+        and all(
+            _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+            for value in numbers
+        )
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class Group:
+    """The sums of one group's records, and their total_ms for the percentiles."""
+
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = 0.0
+    total_ms: list[float] = field(default_factory=list)
+
+    def add(self, record: UsageRecord) -> None:
+        self.requests += 1
+        self.errors += record.status >= 400
+        self.prompt_tokens += record.prompt_tokens
+        self.completion_tokens += record.completion_tokens
+        self.total_tokens += record.total_tokens
+        self.cost += record.cost
+        self.total_ms.append(float(record.total_ms))
+
+    def merge(self, other: Group) -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.cost += other.cost
+        self.total_ms += other.total_ms
+
+
+@dataclass
+class Tally:
+    """Records grouped by the `by` dimensions, within since..until (None: no limit)."""
+
+    by: tuple[str, ...]
+    since: date | None
+    until: date | None
+    groups: dict[Key, Group] = field(default_factory=dict)
+    files: int = 0
+    records: int = 0
+    first_day: date | None = None
+    last_day: date | None = None
+    malformed: int = 0
+    unfinished: int = 0  # a last line without its newline: a file being written, or cut short
+    first_malformed: str = ""  # its file:line
+
+    def add_line(self, line: bytes, where: str, *, last: bool = False) -> None:
+        if not line.strip():
+            return
+        parsed = parse_record(line)
+        if parsed is None:
+            if last:
+                self.unfinished += 1
+            else:
+                self.malformed += 1
+                self.first_malformed = self.first_malformed or where
+            return
+        record, at = parsed
+        day = at.date()
+        if (self.since and day < self.since) or (self.until and day > self.until):
+            return
+        self.records += 1
+        self.first_day = min(day, self.first_day or day)
+        self.last_day = max(day, self.last_day or day)
+        key = tuple(_DIMENSION[name](record, at) for name in self.by)
+        self.groups.setdefault(key, Group()).add(record)
+
+    def period(self) -> str:
+        return f"{self.since or self.first_day} to {self.until or self.last_day}"
+
+
+class RecordFiles(Protocol):
+    """Usage record files: a folder, given files and folders, or a container."""
+
+    def describe(self) -> str: ...
+
+    async def names(self) -> list[str]: ...
+
+    def chunks(self, name: str) -> AsyncGenerator[bytes, None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalFiles:
+    """Files, and every *.jsonl under folders; missing_ok: a missing path holds no files."""
+
+    def __init__(self, paths: Sequence[Path], description: str, *, missing_ok: bool = False):
+        self._paths = paths
+        self._description = description
+        self._missing_ok = missing_ok
+
+    def describe(self) -> str:
+        return self._description
+
+    async def names(self) -> list[str]:
+        return await asyncio.to_thread(self._names)
+
+    def _names(self) -> list[str]:
+        found: list[str] = []
+        for path in self._paths:
+            if path.is_file():
+                found.append(str(path))
+            elif path.is_dir():
+                found += sorted(str(p) for p in path.rglob("*.jsonl") if p.is_file())
+            elif not self._missing_ok:
+                raise FileNotFoundError(f"{path}: no such file or folder")
+        return found
+
+    async def chunks(self, name: str) -> AsyncGenerator[bytes, None]:
+        handle = await asyncio.to_thread(_open_binary, name)
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _open_binary(name: str) -> IO[bytes]:
+    return open(name, "rb")  # closed by the generator that reads it
+
+
+class ContainerFiles:
+    """The blobs of since..until under a container's prefix, read up to their listed size."""
+
+    def __init__(
+        self,
+        location: BlobLocation,
+        container: ContainerClient,
+        credential: Any,
+        since: date,
+        until: date,
+    ):
+        self._location, self._container, self._credential = location, container, credential
+        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
+        self._since, self._until = since, until
+        self._sizes: dict[str, int] = {}
+
+    def describe(self) -> str:
+        return self._location.describe()
+
+    async def names(self) -> list[str]:
+        for day in days(self._since, self._until):
+            prefix = f"{self._prefix}{day:%Y/%m/%d}/"
+            async for blob in self._container.list_blobs(name_starts_with=prefix):
+                if blob.name.endswith(".jsonl"):
+                    self._sizes[blob.name] = int(blob.size or 0)
+        return sorted(self._sizes)
+
+    async def chunks(self, name: str) -> AsyncGenerator[bytes, None]:
+        # Ranges up to the listed size, each its own request: a blob appended to meanwhile
+        # would fail one long download (its ETag changes), and what was listed never changes.
+        size = self._sizes[name]
+        for offset in range(0, size, CHUNK_BYTES):
+            length = min(CHUNK_BYTES, size - offset)
+            download = await self._container.download_blob(name, offset=offset, length=length)
+            yield await download.readall()
+
+    async def aclose(self) -> None:
+        await self._container.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def location_files(
+    location: str,
+    connection_string: str | None,
+    client_id: str | None,
+    since: date,
+    until: date,
+) -> LocalFiles | ContainerFiles:
+    """The record files of since..until at a location (ValueError for a bad location)."""
+    parsed = parse_location(location, connection_string)
+    if isinstance(parsed, Path):
+        folders = [parsed / f"{day:%Y/%m/%d}" for day in days(since, until)]
+        return LocalFiles(folders, str(parsed), missing_ok=True)
+    container, credential = container_client(parsed, client_id, retry_total=3)
+    return ContainerFiles(parsed, container, credential, since, until)
+
+
+async def read_usage(files: RecordFiles, tally: Tally, concurrency: int = CONCURRENCY) -> None:
+    """Every record of the files into tally, at most `concurrency` files at once."""
+    names = await files.names()
+    tally.files += len(names)
+    pending = iter(names)
+
+    async def worker() -> None:
+        for name in pending:  # shared by the workers: each file is taken once
+            await read_file(files, name, tally)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(names))):
+                group.create_task(worker())
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def read_file(files: RecordFiles, name: str, tally: Tally) -> None:
+    number = 0
+    rest = b""
+    async with contextlib.aclosing(files.chunks(name)) as chunks:
+        async for chunk in chunks:
+            *lines, rest = (rest + chunk).split(b"\n")
+            for line in lines:
+                number += 1
+                tally.add_line(line, f"{name}:{number}")
+    if rest.strip():
+        tally.add_line(rest, f"{name}:{number + 1}", last=True)
+
+
+@dataclass(frozen=True)
+class BillRow:
+    key: Key  # the --by values; (TOTAL, "", ...) for the totals row
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @classmethod
+    def of(cls, key: Key, group: Group) -> BillRow:
+        return cls(
+            key=key,
+            requests=group.requests,
+            errors=group.errors,
+            prompt_tokens=group.prompt_tokens,
+            completion_tokens=group.completion_tokens,
+            total_tokens=group.total_tokens,
+            cost=group.cost,
+            p50_ms=quantile(group.total_ms, 0.5),
+            p95_ms=quantile(group.total_ms, 0.95),
+        )
+
+
+def bill(tally: Tally) -> list[BillRow]:
+    """One row per group, in key order, then the totals row (empty without records)."""
+    if not tally.groups:
+        return []
+    rows = [BillRow.of(key, tally.groups[key]) for key in sorted(tally.groups)]
+    everything = Group()
+    for group in tally.groups.values():
+        everything.merge(group)
+    totals_key: Key = (TOTAL, *[""] * (len(tally.by) - 1))
+    return [*rows, BillRow.of(totals_key, everything)]
+
+
+def render_table(tally: Tally, rows: Sequence[BillRow], where: str) -> str:
+    files = "file" if tally.files == 1 else "files"
+    records = "record" if tally.records == 1 else "records"
+    headline = (
+        f"Usage {tally.period()} (UTC) · {tally.files} {files}, {tally.records:,} {records} "
+        f"from {where}"
+    )
+    *groups, totals = rows
+    body = [[*(_shown(value) for value in row.key), *_measure_cells(row)] for row in groups]
+    body.append([*(str(value) for value in totals.key), *_measure_cells(totals)])
+    table = aligned((*tally.by, *TEXT_MEASURES), body, len(tally.by))
+    return f"{headline}\n\n{table}"
+
+
+def _shown(value: str | int) -> str:
+    return "(none)" if value == "" else str(value)
+
+
+def _measure_cells(row: BillRow) -> list[str]:
+    return [
+        f"{row.requests:,}",
+        f"{row.errors:,}",
+        f"{row.error_rate * 100:.1f}%",
+        f"{row.prompt_tokens:,}",
+        f"{row.completion_tokens:,}",
+        f"{row.total_tokens:,}",
+        f"{row.cost:,.4f}",
+        f"{row.p50_ms:.1f}",
+        f"{row.p95_ms:.1f}",
+    ]
+
+
+def write_csv(out: IO[str], by: Sequence[str], rows: Sequence[BillRow]) -> None:
+    """The rows for a spreadsheet: plain numbers, and no cell it would take for a formula."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*by, *MEASURES])
+    for row in rows:
+        writer.writerow(
+            [
+                *(_csv_cell(value) for value in row.key),
+                row.requests,
+                row.errors,
+                f"{row.error_rate:.6f}",
+                row.prompt_tokens,
+                row.completion_tokens,
+                row.total_tokens,
+                f"{row.cost:.6f}",
+                f"{row.p50_ms:.3f}",
+                f"{row.p95_ms:.3f}",
+            ]
+        )
+
+
+def _csv_cell(value: str | int) -> str:
+    text = str(value)
+    # "-" alone (an unidentified caller) is no formula; "'-" would only puzzle finance.
+    return text if text == "-" else neutralise(text)
