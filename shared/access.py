@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from shared.errors import bad_request, forbidden, not_found, unauthorized
 from shared.inbound import presented_key
+from shared.netacl import AllowList
 from shared.registry import Caller
 from shared.registry_cache import RegistryCache
 from shared.upstreams import GatewayConfig, Operation, PublicModel
@@ -47,3 +48,9 @@ def resolve_model(
 
 def allowed_models(config: GatewayConfig, caller: Caller) -> list[PublicModel]:
     return [m for name, m in sorted(config.models.items()) if caller.system.allows(name)]
+
+
+def check_network(allowed: AllowList, address: str, whose: str = "this gateway") -> None:
+    if not allowed.allows(address):
+        raise forbidden(f"Requests from this network are not allowed for {whose}.",
+                        "network_not_allowed")  # fmt: skip

@@ -10,8 +10,10 @@ import logging
 from dataclasses import dataclass
 
 from shared.accounting import Account
+from shared.client_ip import TrustedProxies
 from shared.errors import GatewayError
 from shared.limiter import Limiter
+from shared.netacl import AllowList
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy
@@ -37,6 +39,8 @@ class Gateway:
     limiter: Limiter
     dispatcher: Dispatcher
     usage: UsageSink
+    networks: AllowList
+    proxies: TrustedProxies
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -73,6 +77,8 @@ class Gateway:
             limiter=build_limiter(settings, redis),
             dispatcher=Dispatcher(client, secrets, build_balancer(settings, redis), policy),
             usage=UsageSink(writer, settings.usage_flush_seconds),
+            networks=AllowList(settings.allowed_networks, "TOLLGATE_ALLOWED_NETWORKS"),
+            proxies=TrustedProxies(settings.trusted_proxies, "TOLLGATE_TRUSTED_PROXIES"),
         )
 
     async def aclose(self) -> None:

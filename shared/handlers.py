@@ -9,8 +9,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.access import allowed_models, authenticate, resolve_model
+from shared.access import allowed_models, authenticate, check_network, resolve_model
 from shared.accounting import Account, estimate
+from shared.client_ip import client_ip
 from shared.errors import GatewayError, not_found
 from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
@@ -29,10 +30,9 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
         gateway = get_gateway()
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})
-    account = gateway.account(request_id, style.value, operation.value, _client_ip(request))
+    account = gateway.account(request_id, style.value, operation.value, _client(request, gateway))
     try:
-        caller = await authenticate(request, gateway.registry)
-        account.system, account.key_id = caller.system.id, caller.key_id
+        caller = await _caller(request, gateway, account)
         body = await read_json_body(request, gateway.settings.max_body_bytes)
         account.model = checked_model_name(_model_name(request, style, body))
         account.stream = body.get("stream") is True
@@ -56,13 +56,12 @@ async def list_models(request: Request, style: Style) -> Response:
         gateway = get_gateway()
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})
-    account = gateway.account(request_id, style.value, "models", _client_ip(request))
+    account = gateway.account(request_id, style.value, "models", _client(request, gateway))
     try:
-        caller = await authenticate(request, gateway.registry)
+        caller = await _caller(request, gateway, account)
     except GatewayError as exc:
         account.close_error(exc.status, exc.code)
         return exc.to_response({"x-request-id": request_id})
-    account.system, account.key_id = caller.system.id, caller.key_id
     data = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}
         for m in allowed_models(gateway.config, caller)
@@ -107,8 +106,19 @@ async def admit(
         )
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+async def _caller(request: Request, gateway: Gateway, account: Account) -> Caller:
+    """Who is calling, from where they may: the gateway's network allow-list, the key, then
+    the system's own allow-list."""
+    check_network(gateway.networks, account.client_ip)
+    caller = await authenticate(request, gateway.registry)
+    account.system, account.key_id = caller.system.id, caller.key_id
+    check_network(caller.system.networks, account.client_ip, f"system '{caller.system.id}'")
+    return caller
+
+
+def _client(request: Request, gateway: Gateway) -> str:
+    peer = request.client.host if request.client else None
+    return client_ip(peer, request.headers.get("x-forwarded-for"), gateway.proxies)
 
 
 def _model_name(request: Request, style: Style, body: dict[str, object]) -> object:

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared import keys
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
+from shared.netacl import AllowList
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -41,6 +42,7 @@ class System:
     disabled: bool
     limits: Limits = NO_LIMITS
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
+    networks: AllowList = field(default_factory=AllowList)
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -121,8 +123,9 @@ def _parse_system(system_id: str, spec: Any) -> System:
             model_limits={
                 m: parse_limits(v, f"{where} model {m}") for m, v in model_limits.items()
             },
+            networks=AllowList(spec.get("allowed_networks") or [], f"{where} allowed_networks"),
         )
-    except LimitsError as exc:
+    except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None
 
 

@@ -50,6 +50,8 @@ class Settings:
     breaker_open_seconds: float
     usage_records: str
     audit_log: str
+    allowed_networks: str
+    trusted_proxies: str
     appinsights_connection_string: str | None
     usage_flush_seconds: float
 
@@ -93,6 +95,8 @@ class Settings:
             breaker_open_seconds=_float(e, "TOLLGATE_BREAKER_OPEN_SECONDS", 30.0),
             usage_records=e.get("TOLLGATE_USAGE_RECORDS", "").strip() or ".tollgate/usage",
             audit_log=e.get("TOLLGATE_AUDIT_LOG", "").strip() or ".tollgate/audit",
+            allowed_networks=e.get("TOLLGATE_ALLOWED_NETWORKS", "").strip(),
+            trusted_proxies=e.get("TOLLGATE_TRUSTED_PROXIES", "").strip(),
             usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
             appinsights_connection_string=_opt(e, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         )
