@@ -155,6 +155,18 @@ param probeModels string = ''
 @description('Name of the Key Vault secret that holds the probe\'s gateway key.')
 param probeKeySecretName string = 'probe-gateway-key'
 
+@description('CIDR ranges that may call the gateway at all (TOLLGATE_ALLOWED_NETWORKS); empty: any.')
+param gatewayAllowedNetworks string = ''
+
+@description('Proxies whose X-Forwarded-For is believed (TOLLGATE_TRUSTED_PROXIES): the worker\'s own.')
+param trustedProxies string = '127.0.0.1/32,::1/128'
+
+@description('Entra ID tenant whose app tokens are accepted as callers (TOLLGATE_ENTRA_TENANT_ID); empty: keys only.')
+param entraTenantId string = ''
+
+@description('The gateway app registration\'s audiences, comma-separated (TOLLGATE_ENTRA_AUDIENCES).')
+param entraAudiences string = ''
+
 @description('URL the probe calls the gateway at; empty: https://<the app\'s default host name>.')
 param probeGatewayUrl string = ''
 
@@ -409,6 +421,10 @@ var gatewaySettings = {
   TOLLGATE_PROBE_SPOOL: '/tmp/tollgate/probe-spool'
   TOLLGATE_PROBE_KEY_SECRET: probeKeySecretName
   TOLLGATE_USAGE_RECORDS: '${dataStorage.outputs.blobEndpoint}${usageContainer}'
+  TOLLGATE_ALLOWED_NETWORKS: gatewayAllowedNetworks
+  TOLLGATE_TRUSTED_PROXIES: trustedProxies
+  TOLLGATE_ENTRA_TENANT_ID: entraTenantId
+  TOLLGATE_ENTRA_AUDIENCES: entraAudiences
 }
 
 // Shared limits through Redis, signed in as the app's identity (its object id is the user name).

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from shared.errors import bad_request, forbidden, not_found, unauthorized
+from shared.entra_auth import EntraValidator, TokenRejected, system_for
+from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
 from shared.inbound import presented_key
+from shared.jwks import JwksUnavailable
 from shared.netacl import AllowList
-from shared.registry import Caller
+from shared.registry import Caller, Registry
 from shared.registry_cache import RegistryCache
 from shared.upstreams import GatewayConfig, Operation, PublicModel
 
 
-async def authenticate(request: Request, registry: RegistryCache) -> Caller:
+async def authenticate(
+    request: Request, registry: RegistryCache, entra: EntraValidator | None = None
+) -> Caller:
     key = presented_key(request)
-    caller = (await registry.current()).authenticate(key)
+    caller: Caller | None
+    if entra is not None and _looks_like_jwt(key):
+        caller = await _entra_caller(key, entra, await registry.current())
+    else:
+        caller = (await registry.current()).authenticate(key)
     if caller is None:
         raise unauthorized("Invalid, revoked or unknown gateway key.")
     claimed = request.headers.get("systemid")
@@ -54,3 +62,25 @@ def check_network(allowed: AllowList, address: str, whose: str = "this gateway")
     if not allowed.allows(address):
         raise forbidden(f"Requests from this network are not allowed for {whose}.",
                         "network_not_allowed")  # fmt: skip
+
+
+def _looks_like_jwt(token: str) -> bool:
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+async def _entra_caller(token: str, entra: EntraValidator, registry: Registry) -> Caller:
+    """The system comes from the token (its app id or app role), never from the caller."""
+    try:
+        claims = await entra.validate(token)
+    except TokenRejected as exc:
+        raise unauthorized(f"Entra ID token rejected: {exc.reason}.", "invalid_token") from None
+    except JwksUnavailable:
+        raise GatewayError(503, "Entra ID signing keys are unavailable; retry shortly.",
+                           type="server_error", code="identity_unavailable",
+                           headers={"retry-after": "5"}) from None  # fmt: skip
+    system_id = system_for(claims, registry.entra)
+    caller = registry.caller_for_app(system_id, claims.app_id) if system_id else None
+    if caller is None:
+        raise forbidden("This Entra ID application is not mapped to one calling system.",
+                        "identity_not_mapped")  # fmt: skip
+    return caller

@@ -36,6 +36,9 @@ def add_commands(commands: Any) -> None:
     _models_option(update)
     update.add_argument("--add-model", action="append", default=[])
     update.add_argument("--remove-model", action="append", default=[])
+    update.add_argument("--allowed-networks", help="CIDRs this system may call from ('' : any)")
+    update.add_argument("--entra-app-ids", help="Entra ID app (client) ids that act as it")
+    update.add_argument("--entra-roles", help="Entra ID app roles that map to it")
     state = update.add_mutually_exclusive_group()
     state.add_argument("--disable", action="store_const", const=True, dest="disabled")
     state.add_argument("--enable", action="store_const", const=False, dest="disabled")
@@ -123,6 +126,9 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         add_models=args.add_model,
         remove_models=args.remove_model,
         disabled=args.disabled,
+        allowed_networks=_split(args.allowed_networks),
+        entra_app_ids=_split(args.entra_app_ids),
+        entra_roles=_split(args.entra_roles),
     )
     system = _edit(change, "systems update")
     _print_json(_public_system(args.system_id, system))

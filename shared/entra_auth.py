@@ -96,6 +96,9 @@ class EntraValidator:
         self._leeway = leeway_seconds
         self._app_only = app_only
 
+    async def aclose(self) -> None:
+        await self._jwks.aclose()
+
     async def validate(self, token: str) -> Claims:
         """The caller's claims, or TokenRejected. JwksUnavailable (from the key cache) means the
         keys could not be fetched at all: answer 503, not 401."""

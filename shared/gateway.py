@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from shared.accounting import Account
 from shared.client_ip import TrustedProxies
+from shared.entra_auth import EntraValidator
 from shared.errors import GatewayError
 from shared.limiter import Limiter
 from shared.netacl import AllowList
@@ -24,7 +25,7 @@ from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
 from shared.usage_sink import UsageSink
 from shared.usage_writers import record_writer
-from shared.wiring import build_balancer, build_limiter, redis_from
+from shared.wiring import build_balancer, build_entra, build_limiter, redis_from
 
 log = logging.getLogger("tollgate")
 
@@ -41,6 +42,7 @@ class Gateway:
     usage: UsageSink
     networks: AllowList
     proxies: TrustedProxies
+    entra: EntraValidator | None
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -79,9 +81,12 @@ class Gateway:
             usage=UsageSink(writer, settings.usage_flush_seconds),
             networks=AllowList(settings.allowed_networks, "TOLLGATE_ALLOWED_NETWORKS"),
             proxies=TrustedProxies(settings.trusted_proxies, "TOLLGATE_TRUSTED_PROXIES"),
+            entra=build_entra(settings),
         )
 
     async def aclose(self) -> None:
+        if self.entra is not None:
+            await self.entra.aclose()
         await self.usage.aclose()
         await self.limiter.aclose()
         await self.client.aclose()

@@ -110,7 +110,7 @@ async def _caller(request: Request, gateway: Gateway, account: Account) -> Calle
     """Who is calling, from where they may: the gateway's network allow-list, the key, then
     the system's own allow-list."""
     check_network(gateway.networks, account.client_ip)
-    caller = await authenticate(request, gateway.registry)
+    caller = await authenticate(request, gateway.registry, gateway.entra)
     account.system, account.key_id = caller.system.id, caller.key_id
     check_network(caller.system.networks, account.client_ip, f"system '{caller.system.id}'")
     return caller

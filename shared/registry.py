@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import keys
+from shared.entra_auth import EntraMapping
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
 from shared.netacl import AllowList
 
@@ -64,9 +65,15 @@ class Caller:
 class Registry:
     """An immutable, parsed snapshot of the registry document."""
 
-    def __init__(self, systems: Mapping[str, System], key_records: Mapping[str, KeyRecord]):
+    def __init__(
+        self,
+        systems: Mapping[str, System],
+        key_records: Mapping[str, KeyRecord],
+        entra: tuple[EntraMapping, ...] = (),
+    ):
         self.systems = dict(systems)
         self._keys = dict(key_records)
+        self.entra = entra  # which Entra ID apps and roles each system accepts
 
     @classmethod
     def empty(cls) -> Registry:
@@ -76,11 +83,20 @@ class Registry:
     def parse(cls, document: Any) -> Registry:
         systems: dict[str, System] = {}
         records: dict[str, KeyRecord] = {}
+        entra: list[EntraMapping] = []
         for system_id, spec in systems_of(document).items():
             systems[system_id] = _parse_system(system_id, spec)
             for key_id, key_spec in (spec.get("keys") or {}).items():
                 records[key_id] = _parse_key(system_id, key_id, key_spec)
-        return cls(systems, records)
+            if spec.get("entra"):
+                entra.append(_parse_entra(system_id, spec["entra"]))
+        return cls(systems, records, tuple(entra))
+
+    def caller_for_app(self, system_id: str, app_id: str) -> Caller | None:
+        system = self.systems.get(system_id)
+        if system is None or system.disabled:
+            return None
+        return Caller(system=system, key_id=f"entra:{app_id}")
 
     def authenticate(self, key: str) -> Caller | None:
         key_id = keys.key_id_of(key)
@@ -127,6 +143,17 @@ def _parse_system(system_id: str, spec: Any) -> System:
         )
     except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None
+
+
+def _parse_entra(system_id: str, spec: Any) -> EntraMapping:
+    where = f"system '{system_id}' entra"
+    if not isinstance(spec, dict):
+        raise RegistryError(f"{where} must be an object")
+    app_ids, roles = spec.get("app_ids", []), spec.get("roles", [])
+    for value in (app_ids, roles):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise RegistryError(f"{where}: app_ids and roles are lists of names")
+    return EntraMapping(system_id, frozenset(app_ids), frozenset(roles))
 
 
 def _parse_key(system_id: str, key_id: str, spec: Any) -> KeyRecord:

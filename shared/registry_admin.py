@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from shared import keys
 from shared.audit import AuditLog, actor, changes
 from shared.limits import LimitsError, parse_limits
+from shared.netacl import AllowList
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
 
@@ -95,11 +96,28 @@ def update_system(
     add_models: Sequence[str] = (),
     remove_models: Sequence[str] = (),
     disabled: bool | None = None,
+    allowed_networks: list[str] | None = None,
+    entra_app_ids: list[str] | None = None,
+    entra_roles: list[str] | None = None,
 ) -> Callable[[Document], dict[str, Any]]:
+    if allowed_networks:
+        try:
+            AllowList(allowed_networks, "allowed networks")
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
+
     def change(document: Document) -> dict[str, Any]:
         system = system_of(document, system_id)
         if name is not None:
             system["name"] = name
+        if allowed_networks is not None:
+            system["allowed_networks"] = allowed_networks
+        if entra_app_ids is not None or entra_roles is not None:
+            entra = system.setdefault("entra", {})
+            if entra_app_ids is not None:
+                entra["app_ids"] = entra_app_ids
+            if entra_roles is not None:
+                entra["roles"] = entra_roles
         current = set(system.get("models", [])) if models is None else set(models)
         system["models"] = sorted((current | set(add_models)) - set(remove_models))
         if disabled is not None:

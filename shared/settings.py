@@ -51,6 +51,9 @@ class Settings:
     usage_records: str
     audit_log: str
     allowed_networks: str
+    entra_tenant_id: str | None
+    entra_audiences: tuple[str, ...]
+    entra_jwks_url: str | None
     trusted_proxies: str
     appinsights_connection_string: str | None
     usage_flush_seconds: float
@@ -96,6 +99,11 @@ class Settings:
             usage_records=e.get("TOLLGATE_USAGE_RECORDS", "").strip() or ".tollgate/usage",
             audit_log=e.get("TOLLGATE_AUDIT_LOG", "").strip() or ".tollgate/audit",
             allowed_networks=e.get("TOLLGATE_ALLOWED_NETWORKS", "").strip(),
+            entra_tenant_id=_opt(e, "TOLLGATE_ENTRA_TENANT_ID"),
+            entra_audiences=tuple(
+                a.strip() for a in e.get("TOLLGATE_ENTRA_AUDIENCES", "").split(",") if a.strip()
+            ),
+            entra_jwks_url=_opt(e, "TOLLGATE_ENTRA_JWKS_URL"),
             trusted_proxies=e.get("TOLLGATE_TRUSTED_PROXIES", "").strip(),
             usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
             appinsights_connection_string=_opt(e, "APPLICATIONINSIGHTS_CONNECTION_STRING"),

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.balancer import Balancer
+from shared.entra_auth import EntraValidator, entra_jwks_url
 from shared.health import HealthStore, MemoryHealthStore
+from shared.jwks import JwksCache
 from shared.limit_store import LimitStore
 from shared.limit_store_memory import MemoryLimitStore
 from shared.limiter import Limiter
@@ -61,3 +63,14 @@ def _redis_auth(settings: Settings) -> dict[str, Any]:
 
     credential = build_credential(settings.azure_client_id)
     return {"credential_provider": EntraIdCredentials(credential, settings.redis_username)}
+
+
+def build_entra(settings: Settings) -> EntraValidator | None:
+    """Entra ID callers are accepted when a tenant and the gateway's audiences are set."""
+    if not settings.entra_tenant_id:
+        return None
+    if not settings.entra_audiences:
+        raise ConfigError("TOLLGATE_ENTRA_TENANT_ID needs TOLLGATE_ENTRA_AUDIENCES")
+    tenant = settings.entra_tenant_id
+    jwks = JwksCache(settings.entra_jwks_url or entra_jwks_url(tenant))
+    return EntraValidator(tenant, settings.entra_audiences, jwks=jwks)

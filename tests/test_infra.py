@@ -91,6 +91,7 @@ LOCAL_ONLY = {
     "TOLLGATE_LOG_FORMAT",  # `tollgate serve`'s own log handler; in Azure the worker owns logs
     "TOLLGATE_AUDIT_LOG",  # written by the `tollgate` CLI on an operator's machine
     "TOLLGATE_ACTOR",  # who the operator is, for the audit log
+    "TOLLGATE_ENTRA_JWKS_URL",  # only for a national cloud or a test key server
 }
 # Upstream keys from the environment (TOLLGATE_SECRET_<NAME>): in Azure they come from Key Vault.
 LOCAL_SECRET_PREFIX = "TOLLGATE_SECRET_"
