@@ -39,6 +39,12 @@ def add_commands(commands: Any) -> None:
     update.add_argument("--allowed-networks", help="CIDRs this system may call from ('' : any)")
     update.add_argument("--entra-app-ids", help="Entra ID app (client) ids that act as it")
     update.add_argument("--entra-roles", help="Entra ID app roles that map to it")
+    update.add_argument(
+        "--redaction", choices=["mask", "reject", "off"], help="PII: mask, refuse, or let pass"
+    )
+    update.add_argument(
+        "--redact-kinds", help="email,phone,tw_national_id,credit_card (default: all)"
+    )
     state = update.add_mutually_exclusive_group()
     state.add_argument("--disable", action="store_const", const=True, dest="disabled")
     state.add_argument("--enable", action="store_const", const=False, dest="disabled")
@@ -129,6 +135,7 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         allowed_networks=_split(args.allowed_networks),
         entra_app_ids=_split(args.entra_app_ids),
         entra_roles=_split(args.entra_roles),
+        redaction=_redaction(args),
     )
     system = _edit(change, "systems update")
     _print_json(_public_system(args.system_id, system))
@@ -155,6 +162,17 @@ def cmd_systems_limits(args: argparse.Namespace) -> int:
     )
     _print_json(_edit(change, "systems limits"))
     return 0
+
+
+def _redaction(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.redaction is None:
+        return None
+    if args.redaction == "off":
+        return {}
+    policy: dict[str, Any] = {"mode": args.redaction}
+    if args.redact_kinds:
+        policy["kinds"] = _split(args.redact_kinds)
+    return policy
 
 
 def cmd_systems_delete(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from shared.access import allowed_models, authenticate, check_network, resolve_model
 from shared.accounting import Account, estimate
 from shared.client_ip import client_ip
-from shared.errors import GatewayError, not_found
+from shared.errors import GatewayError, bad_request, not_found
 from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limit_headers import rate_limit_headers
@@ -37,6 +37,7 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
         account.model = checked_model_name(_model_name(request, style, body))
         account.stream = body.get("stream") is True
         model = resolve_model(gateway.config, caller, account.model, operation)
+        redact(caller, model, body)
         await admit(gateway, caller, model, body, account)
         response = await gateway.dispatcher.forward(model, body, request_id, account)
         response.headers.update(rate_limit_headers(account.reservation))
@@ -114,6 +115,21 @@ async def _caller(request: Request, gateway: Gateway, account: Account) -> Calle
     account.system, account.key_id = caller.system.id, caller.key_id
     check_network(caller.system.networks, account.client_ip, f"system '{caller.system.id}'")
     return caller
+
+
+def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
+    """The system's PII policy: mask in place, or refuse naming the kinds (never the values)."""
+    redactor = caller.system.redactor
+    if redactor is None:
+        return
+    if model.operation is Operation.EMBEDDINGS:
+        findings = redactor.redact_embeddings(body)
+    else:
+        findings = redactor.redact_chat(body)
+    if findings and redactor.mode == "reject":
+        kinds = ", ".join(findings.kinds)
+        raise bad_request(f"The request contains personal data ({kinds}); remove it and retry.",
+                          code="pii_detected")  # fmt: skip
 
 
 def _client(request: Request, gateway: Gateway) -> str:

@@ -11,6 +11,7 @@ from shared import keys
 from shared.entra_auth import EntraMapping
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
 from shared.netacl import AllowList
+from shared.pii import Redactor
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -44,6 +45,7 @@ class System:
     limits: Limits = NO_LIMITS
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
     networks: AllowList = field(default_factory=AllowList)
+    redactor: Redactor | None = None  # PII redaction before the request leaves
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -140,6 +142,7 @@ def _parse_system(system_id: str, spec: Any) -> System:
                 m: parse_limits(v, f"{where} model {m}") for m, v in model_limits.items()
             },
             networks=AllowList(spec.get("allowed_networks") or [], f"{where} allowed_networks"),
+            redactor=Redactor(spec["redaction"]) if spec.get("redaction") else None,
         )
     except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None

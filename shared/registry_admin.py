@@ -14,6 +14,7 @@ from shared import keys
 from shared.audit import AuditLog, actor, changes
 from shared.limits import LimitsError, parse_limits
 from shared.netacl import AllowList
+from shared.pii import Redactor
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
 
@@ -99,6 +100,7 @@ def update_system(
     allowed_networks: list[str] | None = None,
     entra_app_ids: list[str] | None = None,
     entra_roles: list[str] | None = None,
+    redaction: dict[str, Any] | None = None,
 ) -> Callable[[Document], dict[str, Any]]:
     if allowed_networks:
         try:
@@ -106,10 +108,18 @@ def update_system(
         except ValueError as exc:
             raise RegistryError(str(exc)) from None
 
+    if redaction:
+        try:
+            Redactor(redaction)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
+
     def change(document: Document) -> dict[str, Any]:
         system = system_of(document, system_id)
         if name is not None:
             system["name"] = name
+        if redaction is not None:
+            system["redaction"] = redaction or None
         if allowed_networks is not None:
             system["allowed_networks"] = allowed_networks
         if entra_app_ids is not None or entra_roles is not None:
