@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AZURITE := node_modules/.bin/azurite-blob
 
-.PHONY: install run serve test lint typecheck unit fmt clean bench
+.PHONY: install run serve test lint typecheck unit fmt clean bench bench-clients
 
 install: $(STAMP) $(AZURITE)
 
@@ -28,6 +28,9 @@ serve: $(STAMP)
 # What the gateway adds to a request and costs, against the simulator (README: Performance).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-clients: $(STAMP)
+	$(BIN)/python -m bench.client_choice
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
