@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from shared.access import allowed_models, authenticate, check_network, resolve_model
 from shared.accounting import Account, estimate
 from shared.client_ip import client_ip
+from shared.content_log import ContentCapture
 from shared.errors import GatewayError, bad_request, not_found
 from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
@@ -38,14 +40,23 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
         account.stream = body.get("stream") is True
         model = resolve_model(gateway.config, caller, account.model, operation)
         redact(caller, model, body)
+        if caller.system.content_logging is not None:
+            account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
         await admit(gateway, caller, model, body, account)
         response = await gateway.dispatcher.forward(model, body, request_id, account)
         response.headers.update(rate_limit_headers(account.reservation))
     except GatewayError as exc:
         account.close_error(exc.status, exc.code)
         response = exc.to_response({"x-request-id": request_id})
-    except BaseException:
+    except Exception as exc:  # a bug: an OpenAI-shaped 500, never a stack trace to the client
+        # Where, not what: an exception's message could quote the request.
+        where = " < ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__))
+        log.error("request_id=%s unhandled %s at %s", request_id, type(exc).__name__, where)
         account.close_error(500, "internal_error")
+        error = GatewayError(500, "The gateway failed.", type="server_error", code="internal_error")
+        response = error.to_response({"x-request-id": request_id})
+    except BaseException:
+        account.close_error(499, "cancelled")
         raise
     _log_access(account, response)
     return response
