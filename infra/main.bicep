@@ -366,13 +366,15 @@ module rbac 'modules/rbac.bicep' = {
     appInsightsName: monitoring.outputs.insightsName
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    // usage and content-logs: `tollgate systems purge` rewrites and deletes there (GDPR erasure)
     operatorWriteContainerNames: [
       registryContainer
       auditContainer
+      usageContainer
+      contentLogsContainer
     ]
     operatorReadContainerNames: [
       probeResultsContainer
-      usageContainer
     ]
   }
 }
@@ -421,6 +423,7 @@ var gatewaySettings = {
   TOLLGATE_PROBE_SPOOL: '/tmp/tollgate/probe-spool'
   TOLLGATE_PROBE_KEY_SECRET: probeKeySecretName
   TOLLGATE_USAGE_RECORDS: '${dataStorage.outputs.blobEndpoint}${usageContainer}'
+  TOLLGATE_CONTENT_LOG: '${dataStorage.outputs.blobEndpoint}${contentLogsContainer}'
   TOLLGATE_ALLOWED_NETWORKS: gatewayAllowedNetworks
   TOLLGATE_TRUSTED_PROXIES: trustedProxies
   TOLLGATE_ENTRA_TENANT_ID: entraTenantId

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from shared.content_log import ContentCapture
 from shared.limiter import Limiter, Reservation
 from shared.stream_usage import UsageTap
 from shared.telemetry import record_request
@@ -59,6 +60,7 @@ class Account:
         self.reservation: Reservation | None = None
         self._prompt_estimate: Callable[[], int] = lambda: 0
         self._closed = False
+        self.content: ContentCapture | None = None  # only for systems that opted in
 
     def reserved(self, limiter: Limiter, reservation: Reservation | None) -> None:
         self._limiter, self.reservation = limiter, reservation
@@ -78,7 +80,7 @@ class Account:
     def close_body(self, status: int, body: bytes) -> None:
         usage = _usage(body) if status == 200 else {}
         self._close(status, "", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                    disconnected=False, reported=bool(usage))  # fmt: skip
+                    disconnected=False, reported=bool(usage), text=body)  # fmt: skip
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         usage = tap.usage or {}
@@ -87,10 +89,11 @@ class Account:
         else:  # broken or cut short: settle on what was delivered
             counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
             prompt, completion = self._prompt_estimate(), max(tap.completion_pieces, counted)
-        self._close(200, error_code, prompt, completion, disconnected=disconnected)
+        text = b"".join(self.content.parts) if self.content is not None else b""
+        self._close(200, error_code, prompt, completion, disconnected=disconnected, text=text)
 
     def _close(self, status: int, error_code: str, prompt: int, completion: int, *,
-               disconnected: bool, reported: bool = True) -> None:  # fmt: skip
+               disconnected: bool, reported: bool = True, text: bytes = b"") -> None:  # fmt: skip
         if self._closed:
             return
         self._closed = True
@@ -112,6 +115,8 @@ class Account:
         )  # fmt: skip
         self._sink.add(record)
         record_request(record)
+        if self.content is not None and text:
+            self.content.write(self._time, self.request_id, self.system, self.model, text)
 
 
 def _usage(body: bytes) -> dict[str, int]:

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 from shared import registry_admin as admin
 from shared.audit import AuditLog
+from shared.content_log import DEFAULT_CONTENT_RETENTION_DAYS
 from shared.limits import LIMIT_FIELDS
-from shared.registry import ALL_MODELS, Registry
+from shared.purge import purge_system
+from shared.registry import ALL_MODELS, Registry, RegistryError
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings
 
@@ -43,6 +45,10 @@ def add_commands(commands: Any) -> None:
         "--redaction", choices=["mask", "reject", "off"], help="PII: mask, refuse, or let pass"
     )
     update.add_argument(
+        "--content-logging", choices=["on", "off"], help="keep its prompts and completions"
+    )
+    update.add_argument("--content-retention-days", type=int, help="with --content-logging on")
+    update.add_argument(
         "--redact-kinds", help="email,phone,tw_national_id,credit_card (default: all)"
     )
     state = update.add_mutually_exclusive_group()
@@ -60,6 +66,16 @@ def add_commands(commands: Any) -> None:
         limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_limit_value)
     limits.add_argument("--clear", action="store_true", help="remove every limit first")
     limits.set_defaults(handler=cmd_systems_limits)
+    purge = sys_cmds.add_parser(
+        "purge", help="erase a system: its stored content, usage records and registry entry"
+    )
+    purge.add_argument("system_id")
+    purge.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
+    purge.add_argument(
+        "--include-current-hour", action="store_true",
+        help="also rewrite this hour's usage files: only with every gateway instance stopped",
+    )  # fmt: skip
+    purge.set_defaults(handler=cmd_systems_purge)
     delete = sys_cmds.add_parser("delete", help="remove a system and all its keys")
     delete.add_argument("system_id")
     delete.set_defaults(handler=cmd_systems_delete)
@@ -136,6 +152,7 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         entra_app_ids=_split(args.entra_app_ids),
         entra_roles=_split(args.entra_roles),
         redaction=_redaction(args),
+        content_logging=_content_logging(args),
     )
     system = _edit(change, "systems update")
     _print_json(_public_system(args.system_id, system))
@@ -173,6 +190,28 @@ def _redaction(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.redact_kinds:
         policy["kinds"] = _split(args.redact_kinds)
     return policy
+
+
+def _content_logging(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.content_logging is None:
+        if args.content_retention_days is not None:
+            raise RegistryError("--content-retention-days goes with --content-logging on")
+        return None
+    if args.content_logging == "off":
+        return {}
+    return {"retention_days": args.content_retention_days or DEFAULT_CONTENT_RETENTION_DAYS}
+
+
+def cmd_systems_purge(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise RegistryError(
+            f"purge erases system '{args.system_id}', its stored content and its usage records "
+            "for good; add --yes"
+        )
+    report = asyncio.run(purge_system(Settings.from_env(), args.system_id,
+                                      include_current_hour=args.include_current_hour))  # fmt: skip
+    _print_json(report.to_dict())
+    return 0 if not report.skipped else 3
 
 
 def cmd_systems_delete(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from shared.accounting import Account
 from shared.client_ip import TrustedProxies
+from shared.content_log import content_sink
 from shared.entra_auth import EntraValidator
 from shared.errors import GatewayError
 from shared.limiter import Limiter
@@ -40,6 +41,7 @@ class Gateway:
     limiter: Limiter
     dispatcher: Dispatcher
     usage: UsageSink
+    content: UsageSink  # opted-in systems' prompts and completions
     networks: AllowList
     proxies: TrustedProxies
     entra: EntraValidator | None
@@ -79,6 +81,12 @@ class Gateway:
             limiter=build_limiter(settings, redis),
             dispatcher=Dispatcher(client, secrets, build_balancer(settings, redis), policy),
             usage=UsageSink(writer, settings.usage_flush_seconds),
+            content=content_sink(
+                settings.content_log,
+                settings.storage_connection_string,
+                settings.azure_client_id,
+                settings.usage_flush_seconds,
+            ),
             networks=AllowList(settings.allowed_networks, "TOLLGATE_ALLOWED_NETWORKS"),
             proxies=TrustedProxies(settings.trusted_proxies, "TOLLGATE_TRUSTED_PROXIES"),
             entra=build_entra(settings),
@@ -88,6 +96,7 @@ class Gateway:
         if self.entra is not None:
             await self.entra.aclose()
         await self.usage.aclose()
+        await self.content.aclose()
         await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import keys
+from shared.content_log import ContentLogging, parse_content_logging
 from shared.entra_auth import EntraMapping
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
 from shared.netacl import AllowList
@@ -46,6 +47,7 @@ class System:
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
     networks: AllowList = field(default_factory=AllowList)
     redactor: Redactor | None = None  # PII redaction before the request leaves
+    content_logging: ContentLogging | None = None  # None: prompts and completions not kept
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -143,6 +145,7 @@ def _parse_system(system_id: str, spec: Any) -> System:
             },
             networks=AllowList(spec.get("allowed_networks") or [], f"{where} allowed_networks"),
             redactor=Redactor(spec["redaction"]) if spec.get("redaction") else None,
+            content_logging=parse_content_logging(spec.get("content_logging"), where),
         )
     except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None

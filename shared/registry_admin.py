@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from shared import keys
 from shared.audit import AuditLog, actor, changes
+from shared.content_log import parse_content_logging
 from shared.limits import LimitsError, parse_limits
 from shared.netacl import AllowList
 from shared.pii import Redactor
@@ -101,6 +102,7 @@ def update_system(
     entra_app_ids: list[str] | None = None,
     entra_roles: list[str] | None = None,
     redaction: dict[str, Any] | None = None,
+    content_logging: dict[str, Any] | None = None,
 ) -> Callable[[Document], dict[str, Any]]:
     if allowed_networks:
         try:
@@ -114,8 +116,16 @@ def update_system(
         except ValueError as exc:
             raise RegistryError(str(exc)) from None
 
+    if content_logging:
+        try:
+            parse_content_logging(content_logging, "content logging")
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
+
     def change(document: Document) -> dict[str, Any]:
         system = system_of(document, system_id)
+        if content_logging is not None:
+            system["content_logging"] = content_logging or None
         if name is not None:
             system["name"] = name
         if redaction is not None:
@@ -141,6 +151,16 @@ def delete_system(system_id: str) -> Callable[[Document], None]:
     def change(document: Document) -> None:
         system_of(document, system_id)
         del document["systems"][system_id]
+
+    return change
+
+
+def take_system(system_id: str) -> Callable[[Document], dict[str, Any] | None]:
+    """Remove a system if present; what it was (None: already gone)."""
+
+    def change(document: Document) -> dict[str, Any] | None:
+        taken = systems_of(document).pop(system_id, None)
+        return copy.deepcopy(taken) if isinstance(taken, dict) else None
 
     return change
 

@@ -49,6 +49,7 @@ class Settings:
     breaker_failures: int
     breaker_open_seconds: float
     usage_records: str
+    content_log: str
     audit_log: str
     allowed_networks: str
     entra_tenant_id: str | None
@@ -97,6 +98,7 @@ class Settings:
             breaker_failures=max(1, int(_float(e, "TOLLGATE_BREAKER_FAILURES", 5))),
             breaker_open_seconds=_float(e, "TOLLGATE_BREAKER_OPEN_SECONDS", 30.0),
             usage_records=e.get("TOLLGATE_USAGE_RECORDS", "").strip() or ".tollgate/usage",
+            content_log=e.get("TOLLGATE_CONTENT_LOG", "").strip() or ".tollgate/content",
             audit_log=e.get("TOLLGATE_AUDIT_LOG", "").strip() or ".tollgate/audit",
             allowed_networks=e.get("TOLLGATE_ALLOWED_NETWORKS", "").strip(),
             entra_tenant_id=_opt(e, "TOLLGATE_ENTRA_TENANT_ID"),

@@ -37,6 +37,8 @@ class RelayedStream(StreamingResponse):
         self._account = account
         self._completed = False
         self._error_code = ""
+        # The delivered text, kept only for systems that opted in to content logging.
+        self._capture = account.content.parts if account.content is not None else None
         super().__init__(self._relay(), status_code=200, headers=headers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -59,9 +61,13 @@ class RelayedStream(StreamingResponse):
                 out = self._tap.feed(chunk)
                 if out:
                     self._account.first_byte()
+                    if self._capture is not None:
+                        self._capture.append(out)
                     yield out
             rest = self._tap.flush()
             if rest:
+                if self._capture is not None:
+                    self._capture.append(rest)
                 yield rest
             self._completed = True
             self._upstream.release()

@@ -10,9 +10,10 @@ import os
 import secrets
 import socket
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
-from shared.usage_record import UsageRecord
 from shared.usage_writers import RecordWriter
 
 log = logging.getLogger("tollgate.usage")
@@ -25,14 +26,31 @@ def instance_id() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def hour_blob(record: UsageRecord, instance: str) -> str:
+class Line(Protocol):
+    """A record the sink writes: one JSON line, filed by the hour it started."""
+
+    @property
+    def time(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+def hour_blob(record: Line, instance: str) -> str:
     hour = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
     return f"{hour:%Y/%m/%d/%H}/{instance}.jsonl"
 
 
 class UsageSink:
-    def __init__(self, writer: RecordWriter, flush_seconds: float, batch: int = 500):
+    def __init__(
+        self,
+        writer: RecordWriter,
+        flush_seconds: float,
+        batch: int = 500,
+        blob_of: Callable[[Line, str], str] = hour_blob,
+        kind: str = "usage",
+    ):
         self._writer = writer
+        self._kind = kind
         self._every = flush_seconds
         self._batch = batch
         self._instance = instance_id()
@@ -42,10 +60,11 @@ class UsageSink:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._failures = 0
+        self._blob_of = blob_of  # (record, instance) -> its file
 
-    def add(self, record: UsageRecord) -> None:
+    def add(self, record: Line) -> None:
         line = (record.to_json() + "\n").encode()
-        self._pending.append((hour_blob(record, self._instance), line))
+        self._pending.append((self._blob_of(record, self._instance), line))
         if self._task is None or self._task.done():
             # Started on first use: the Functions host offers no start-up hook.
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -71,7 +90,7 @@ class UsageSink:
             except Exception as exc:  # storage down: keep everything not yet written
                 self._failures += 1
                 kept = sum(len(lines) for name, lines in by_blob.items() if name not in done)
-                log.error("usage write to %s failed (%s); %d records kept",
+                log.error("%s write to %s failed (%s); %d records kept", self._kind,
                           self._writer.describe(), type(exc).__name__, kept)  # fmt: skip
                 return False
             finally:
@@ -94,7 +113,8 @@ class UsageSink:
                 break
             await asyncio.sleep(0.5)
         if self._pending:
-            log.error("usage: %d records could not be written before shutdown", len(self._pending))
+            log.error("%s: %d records could not be written before shutdown", self._kind,
+                      len(self._pending))  # fmt: skip
         await self._writer.aclose()
 
     async def _run(self) -> None:
