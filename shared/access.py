@@ -81,6 +81,6 @@ async def _entra_caller(token: str, entra: EntraValidator, registry: Registry) -
     system_id = system_for(claims, registry.entra)
     caller = registry.caller_for_app(system_id, claims.app_id) if system_id else None
     if caller is None:
-        raise forbidden("This Entra ID application is not mapped to one calling system.",
-                        "identity_not_mapped")  # fmt: skip
+        raise unauthorized("This Entra ID application is not mapped to one calling system.",
+                           "identity_not_mapped")  # fmt: skip
     return caller
