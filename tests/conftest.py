@@ -50,6 +50,19 @@ def create_key(env: dict[str, str], system: str) -> str:
     return result.stdout.strip()
 
 
+def new_system(
+    env: dict[str, str], system: str, models: str = "*", limits: dict[str, int] | None = None
+) -> str:
+    """Register `system` (with these limits, e.g. rpm=60) through the CLI; return a new key."""
+    result = tollgate("systems", "create", system, "--models", models, env=env)
+    assert result.returncode == 0, result.stderr
+    if limits:
+        flags = [f"--{name.replace('_', '-')}={value}" for name, value in limits.items()]
+        result = tollgate("systems", "limits", system, *flags, env=env)
+        assert result.returncode == 0, result.stderr
+    return create_key(env, system)
+
+
 @pytest.fixture(scope="session")
 def azurite_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A connection string for Azurite (from npm), in memory, for the whole session."""

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import requests
 
-from tests.conftest import SIM_KEY, create_key
-from tests.support.processes import Service, free_port, start_gateway, start_simulator, tollgate
+from tests.conftest import SIM_KEY, new_system
+from tests.support.processes import Service, free_port, start_gateway, start_simulator
 
 CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 RUN = uuid.uuid4().hex[:6]  # health lives in the shared Redis: names unique to this run
@@ -88,9 +88,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         "TOLLGATE_BREAKER_FAILURES": "3",
         "TOLLGATE_BREAKER_OPEN_SECONDS": "2",
     }
-    assert tollgate("systems", "create", "app", "--models", "*", env=env).returncode == 0
-    assert tollgate("systems", "limits", "app", "--rpm", "100000", env=env).returncode == 0
-    key = create_key(env, "app")
+    key = new_system(env, "app", limits={"rpm": 100000})
     gateways = [start_gateway(env, Path(work / f"gw{i}.log")) for i in range(2)]
     try:
         yield Rig(gateways, a, b, key)

@@ -11,8 +11,8 @@ import pytest
 import requests
 from openai import OpenAI
 
-from tests.conftest import SIM_KEY, Live, create_key
-from tests.support.processes import Service, start_gateway, tollgate
+from tests.conftest import SIM_KEY, Live, new_system
+from tests.support.processes import Service, start_gateway
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,7 @@ def slow(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         "TOLLGATE_SSE_KEEPALIVE_SECONDS": "0.4",
         "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT": "1",
     }
-    assert tollgate("systems", "create", "app", "--models", "*", env=env).returncode == 0
-    key = create_key(env, "app")
+    key = new_system(env, "app")
     gateway = start_gateway(env, Path(work / "gateway.log"))
     try:
         yield gateway, key

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import create_key
+from tests.conftest import new_system
 from tests.support.keyvault_standin import KeyVaultStandIn
-from tests.support.processes import Service, start_gateway, start_simulator, tollgate
+from tests.support.processes import Service, start_gateway, start_simulator
 
 CLIENT_ID = "7f8d2c1e-0000-4000-8000-00000000c1d0"
 SECRET = "simulator-key"
@@ -65,8 +65,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             "TOLLGATE_SECRET_SIMULATOR_KEY": "",
             **kv.credential_env(),
         }
-        assert tollgate("systems", "create", "app", "--models", "gpt-4o", env=env).returncode == 0
-        key = create_key(env, "app")
+        key = new_system(env, "app", models="gpt-4o")
         gateway = start_gateway(env, Path(work / "gateway.log"))
         try:
             yield Rig(kv, gateway, simulator, key)

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 import redis
 
-from tests.conftest import SIM_KEY, create_key
-from tests.support.processes import Service, start_gateway, start_simulator, tollgate
+from tests.conftest import SIM_KEY, new_system
+from tests.support.processes import Service, start_gateway, start_simulator
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT: dict[str, Any] = {
@@ -33,10 +33,7 @@ class Cluster:
     def system(self, **limits: int) -> tuple[str, str]:
         """A fresh system with these limits and a key, once every gateway knows it."""
         system = f"lim-{uuid.uuid4().hex[:8]}"
-        assert tollgate("systems", "create", system, "--models", "*", env=self.env).returncode == 0
-        flags = [f"--{k.replace('_', '-')}={v}" for k, v in limits.items()]
-        assert tollgate("systems", "limits", system, *flags, env=self.env).returncode == 0
-        key = create_key(self.env, system)
+        key = new_system(self.env, system, limits=limits)
         for gateway in self.gateways:
             _wait_until_known(gateway.url, key)
         return system, key

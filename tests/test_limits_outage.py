@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import SIM_KEY, Live, create_key
-from tests.support.processes import Service, start_gateway, tollgate
+from tests.conftest import SIM_KEY, Live, new_system
+from tests.support.processes import Service, start_gateway
 from tests.support.redis_server import PrivateRedis
 
 CHAT: Any = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -30,9 +30,7 @@ def outage(
         "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
         "TOLLGATE_REDIS_URL": private.url,
     }
-    assert tollgate("systems", "create", "app", "--models", "*", env=env).returncode == 0
-    assert tollgate("systems", "limits", "app", "--rpm", "5", env=env).returncode == 0
-    key = create_key(env, "app")
+    key = new_system(env, "app", limits={"rpm": 5})
     fail_open = start_gateway({**env, "TOLLGATE_REDIS_FAILURE_POLICY": "open"}, work / "open.log")
     fail_closed = start_gateway(
         {**env, "TOLLGATE_REDIS_FAILURE_POLICY": "closed"}, work / "closed.log"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import SIM_KEY, Live, create_key
+from tests.conftest import SIM_KEY, Live, new_system
 from tests.support.keyvault_standin import KeyVaultStandIn
-from tests.support.processes import start_gateway, tollgate
+from tests.support.processes import start_gateway
 from tests.support.redis_server import PrivateRedis
 
 OBJECT_ID = "3f1e5b1c-0000-4000-8000-0000000000aa"
@@ -31,9 +31,7 @@ def test_gateway_signs_in_to_redis_as_its_identity(live: Live, tmp_path: Path) -
         "TOLLGATE_REDIS_FAILURE_POLICY": "closed",  # a failed sign-in would show as 503s
         "AZURE_CLIENT_ID": CLIENT_ID,
     }
-    assert tollgate("systems", "create", "app", "--models", "*", env=env).returncode == 0
-    assert tollgate("systems", "limits", "app", "--rpm", "3", env=env).returncode == 0
-    key = create_key(env, "app")
+    key = new_system(env, "app", limits={"rpm": 3})
     try:
         with KeyVaultStandIn().in_thread() as identity:
             gateway = start_gateway({**env, **identity.credential_env()}, tmp_path / "gw.log")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import SIM_KEY, Live, create_key
-from tests.support.processes import Service, free_port, start_gateway, tollgate
+from tests.conftest import SIM_KEY, Live, new_system
+from tests.support.processes import Service, free_port, start_gateway
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +44,7 @@ def custom(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         "TOLLGATE_SECRET_SIM_AZURE": SIM_KEY,
         "TOLLGATE_UPSTREAM_READ_TIMEOUT": "1",
     }
-    assert tollgate("systems", "create", "app", "--models", "*", env=env).returncode == 0
-    key = create_key(env, "app")
+    key = new_system(env, "app")
     gateway = start_gateway(env, Path(work / "gateway.log"))
     try:
         yield gateway, key

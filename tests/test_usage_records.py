@@ -17,9 +17,9 @@ import requests
 from azure.storage.blob import BlobServiceClient
 
 from shared.usage_record import UsageRecord
-from tests.conftest import SIM_KEY, create_key
+from tests.conftest import SIM_KEY, new_system
 from tests.support.azurite import DiskAzurite
-from tests.support.processes import Service, start_gateway, start_simulator, tollgate
+from tests.support.processes import Service, start_gateway, start_simulator
 
 CANARY = "CANARY-PROMPT-9f3e1d"
 CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": f"hello {CANARY}"}]}
@@ -73,10 +73,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             "TOLLGATE_STORAGE_CONNECTION_STRING": connection,
             "TOLLGATE_USAGE_FLUSH_SECONDS": "0.3",
         }
-        for system, rpm in (("app", "100000"), ("capped", "0")):
-            assert tollgate("systems", "create", system, "--models", "*", env=env).returncode == 0
-            assert tollgate("systems", "limits", system, "--rpm", rpm, env=env).returncode == 0
-        key, capped = create_key(env, "app"), create_key(env, "capped")
+        key, capped = (
+            new_system(env, "app", limits={"rpm": 100000}),
+            new_system(env, "capped", limits={"rpm": 0}),
+        )
         gateway = start_gateway({**env, "TOLLGATE_USAGE_RECORDS": "usage"}, work / "gateway.log")
         try:
             yield Rig(gateway, simulator, azurite, connection, key, capped, work, env)
