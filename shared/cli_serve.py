@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from shared import registry_admin as admin
-from shared.log_format import configure_logging
+from shared.host.log_format import configure_logging
 from shared.registry import ALL_MODELS
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings

@@ -12,7 +12,7 @@ from starlette.routing import Route
 import asgi
 import function_app
 from shared import routes
-from shared.asgi_host import host_route_prefix, http_routes, route_path
+from shared.host.asgi import host_route_prefix, http_routes, route_path
 from tests.support.functions import fresh_function_app
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from lark.exceptions import LarkError
 
-from shared import ncrontab
+from shared.host import ncrontab
 from shared.settings import DEFAULT_PROBE_SCHEDULE, ProbeSettings, Settings
 from shared.upstreams import parse_config
 from tests.support.bicep import (

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared import ncrontab
+from shared.host import ncrontab
 
 log = logging.getLogger("tollgate.host")
 
