@@ -8,7 +8,7 @@ from shared.entra_auth import EntraValidator, TokenRejected, system_for
 from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
 from shared.inbound import presented_key
 from shared.jwks import JwksUnavailable
-from shared.netacl import AllowList
+from shared.protection.netacl import AllowList
 from shared.registry import Caller, Registry
 from shared.registry_cache import RegistryCache
 from shared.upstreams import GatewayConfig, Operation, PublicModel

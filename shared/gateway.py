@@ -10,12 +10,12 @@ import logging
 from dataclasses import dataclass
 
 from shared.accounting import Account
-from shared.client_ip import TrustedProxies
 from shared.content_log import content_sink
 from shared.entra_auth import EntraValidator
 from shared.errors import GatewayError
 from shared.limiter import Limiter
-from shared.netacl import AllowList
+from shared.protection.client_ip import TrustedProxies
+from shared.protection.netacl import AllowList
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy

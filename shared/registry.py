@@ -11,8 +11,8 @@ from shared import keys
 from shared.content_log import ContentLogging, parse_content_logging
 from shared.entra_auth import EntraMapping
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
-from shared.netacl import AllowList
-from shared.pii import Redactor
+from shared.protection.netacl import AllowList
+from shared.protection.pii import Redactor
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -14,8 +14,8 @@ from shared import keys
 from shared.audit import AuditLog, actor, changes
 from shared.content_log import parse_content_logging
 from shared.limits import LimitsError, parse_limits
-from shared.netacl import AllowList
-from shared.pii import Redactor
+from shared.protection.netacl import AllowList
+from shared.protection.pii import Redactor
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
 

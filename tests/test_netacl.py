@@ -1,11 +1,11 @@
-"""Network allow-lists (shared/netacl.py) and the client address (shared/client_ip.py)."""
+"""Network allow-lists (shared/protection/netacl.py) and the client address (client_ip.py)."""
 
 import random
 
 import pytest
 
-from shared.client_ip import MAX_HOPS, TrustedProxies, client_ip
-from shared.netacl import AllowList
+from shared.protection.client_ip import MAX_HOPS, TrustedProxies, client_ip
+from shared.protection.netacl import AllowList
 
 INTERNAL = AllowList("10.0.0.0/8, 192.168.1.5, 2001:db8::/32, fd00::1")
 # Azure Functions: the host reaches the worker over loopback; an internal load balancer in 10/8.

@@ -1,4 +1,4 @@
-"""PII detection and redaction (shared/pii.py, shared/pii_detectors.py)."""
+"""PII detection and redaction (shared/protection/pii.py, shared/protection/pii_detectors.py)."""
 
 import copy
 import re
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shared import pii_detectors
-from shared.pii import PLACEHOLDERS, Findings, PolicyError, Redactor
-from shared.pii_detectors import (
+from shared.protection import pii_detectors
+from shared.protection.pii import PLACEHOLDERS, Findings, PolicyError, Redactor
+from shared.protection.pii_detectors import (
     TW_ID_LETTER_CODES,
     CustomPattern,
     Span,

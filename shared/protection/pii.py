@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared import pii_detectors
-from shared.pii_detectors import (
+from shared.protection import pii_detectors
+from shared.protection.pii_detectors import (
     BUILTIN_KINDS,
     CREDIT_CARD,
     EMAIL,

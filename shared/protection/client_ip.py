@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.netacl import Address, NetworkSet, parse_address, parse_networks
+from shared.protection.netacl import Address, NetworkSet, parse_address, parse_networks
 
 # More trusted hops than this is a misconfiguration or an attack; the cap bounds the work a
 # long forged header can cause.
