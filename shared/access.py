@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from shared.entra_auth import EntraValidator, TokenRejected, system_for
+from shared.auth.entra import EntraValidator, TokenRejected, system_for
+from shared.auth.jwks import JwksUnavailable
 from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
 from shared.inbound import presented_key
-from shared.jwks import JwksUnavailable
 from shared.protection.netacl import AllowList
 from shared.registry import Caller, Registry
 from shared.registry_cache import RegistryCache

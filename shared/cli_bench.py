@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 
+from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_provider_from
 from shared.cli_errors import CommandError
 from shared.latency_csv import LatencyRow, to_csv
 from shared.probe import schedule, targets, time_requests
-from shared.secrets import SecretNotFound, SecretProviderError, secret_provider_from
 from shared.settings import ProbeSettings, Settings
 from shared.upstreams import Operation, load_config
 

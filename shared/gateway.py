@@ -10,8 +10,9 @@ import logging
 from dataclasses import dataclass
 
 from shared.accounting import Account
+from shared.auth.entra import EntraValidator
+from shared.auth.secrets import CachedSecrets, secret_provider_from
 from shared.content_log import content_sink
-from shared.entra_auth import EntraValidator
 from shared.errors import GatewayError
 from shared.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies
@@ -19,7 +20,6 @@ from shared.protection.netacl import AllowList
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy
-from shared.secrets import CachedSecrets, secret_provider_from
 from shared.settings import Settings, get_settings
 from shared.telemetry import configure_telemetry
 from shared.upstream_client import UpstreamClient

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import aiohttp
 
-from shared.latency_csv import LatencyRow, to_csv
-from shared.latency_measure import Target, direct_target, gateway_target, measure
-from shared.probe_delivery import Delivery, deliver
-from shared.results_store import results_store, run_blob_name
-from shared.secrets import (
+from shared.auth.secrets import (
     SecretNotFound,
     SecretProvider,
     SecretProviderError,
     secret_provider_from,
 )
+from shared.latency_csv import LatencyRow, to_csv
+from shared.latency_measure import Target, direct_target, gateway_target, measure
+from shared.probe_delivery import Delivery, deliver
+from shared.results_store import results_store, run_blob_name
 from shared.settings import ProbeSettings, Settings
 from shared.upstreams import GatewayConfig, Operation, load_config
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import keys
+from shared.auth import keys
+from shared.auth.entra import EntraMapping
 from shared.content_log import ContentLogging, parse_content_logging
-from shared.entra_auth import EntraMapping
 from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared import keys
 from shared.audit import AuditLog, actor, changes
+from shared.auth import keys
 from shared.content_log import parse_content_logging
 from shared.limits import LimitsError, parse_limits
 from shared.protection.netacl import AllowList

@@ -15,9 +15,9 @@ import aiohttp
 from starlette.responses import Response
 
 from shared.accounting import Account
+from shared.auth.secrets import CachedSecrets
 from shared.balancer import Balancer
 from shared.errors import GatewayError
-from shared.secrets import CachedSecrets
 from shared.stream_relay import KeepAliveStream, RelayedStream
 from shared.stream_usage import UsageTap
 from shared.telemetry import record_failover, record_upstream_error

@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from shared.auth.secrets import CachedSecrets, SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
-from shared.secrets import CachedSecrets, SecretNotFound, SecretProviderError
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import Operation, Upstream
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.auth.entra import EntraValidator, entra_jwks_url
+from shared.auth.jwks import JwksCache
+from shared.auth.secrets import build_credential
 from shared.balancer import Balancer
-from shared.entra_auth import EntraValidator, entra_jwks_url
 from shared.health import HealthStore, MemoryHealthStore
-from shared.jwks import JwksCache
 from shared.limit_store import LimitStore
 from shared.limit_store_memory import MemoryLimitStore
 from shared.limiter import Limiter
-from shared.secrets import build_credential
 from shared.settings import Settings
 from shared.upstreams import ConfigError
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from shared.entra_auth import (
+from shared.auth.entra import (
     Claims,
     EntraMapping,
     EntraValidator,
@@ -30,7 +30,7 @@ from shared.entra_auth import (
     entra_jwks_url,
     system_for,
 )
-from shared.jwks import JwksCache, JwksUnavailable, parse_jwks
+from shared.auth.jwks import JwksCache, JwksUnavailable, parse_jwks
 from tests.support import FakeClock
 from tests.support.jwks_server import JwksServer
 from tests.support.keyvault_standin import write_self_signed_cert

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
-from shared import keys
 from shared import registry_admin as admin
+from shared.auth import keys
 from shared.registry import Registry, RegistryError
 from shared.registry_cache import RegistryCache
 from shared.registry_store import (

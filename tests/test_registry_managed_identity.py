@@ -25,7 +25,7 @@ from azure.identity.aio import ManagedIdentityCredential
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 from azure.storage.blob.aio import BlobClient as AsyncBlobClient
 
-from shared import keys
+from shared.auth import keys
 from shared.registry_store import BlobStore, store_from_settings
 from shared.settings import Settings
 from tests.conftest import create_key

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-from shared.secret_cache import STALE_RETRY_SECONDS
-from shared.secrets import (
+from shared.auth.secret_cache import STALE_RETRY_SECONDS
+from shared.auth.secrets import (
     CachedSecrets,
     EnvSecretProvider,
     KeyVaultSecretProvider,
@@ -127,7 +127,7 @@ async def test_unreachable_vault_is_provider_error():
 
 CHILD = """
 import asyncio, sys
-from shared.secrets import build_secret_provider
+from shared.auth.secrets import build_secret_provider
 async def main():
     provider = build_secret_provider(*sys.argv[1:4], verify_challenge_resource=False)
     print(len(await provider.get(sys.argv[4])))

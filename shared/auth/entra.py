@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import jwt
 from jwt import exceptions as jwt_errors
 
-from shared.jwks import JwksCache
+from shared.auth.jwks import JwksCache
 
 ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_LEEWAY_SECONDS = 60.0

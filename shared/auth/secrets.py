@@ -18,7 +18,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.secret_cache import CachedSecrets
+from shared.auth.secret_cache import CachedSecrets
 from shared.settings import Settings
 
 __all__ = [

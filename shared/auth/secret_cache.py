@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.secrets import SecretProvider
+    from shared.auth.secrets import SecretProvider
 
 DEFAULT_TTL_SECONDS = 600.0
 # When a routine re-read fails, keep using the cached value and try again after this long.
