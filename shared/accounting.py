@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.content_log import ContentCapture
-from shared.limiter import Limiter, Reservation
+from shared.limits.limiter import Limiter, Reservation
+from shared.limits.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
 from shared.stream_usage import UsageTap
 from shared.telemetry import record_request
-from shared.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
 from shared.upstreams import Operation
 from shared.usage_record import UsageRecord
 

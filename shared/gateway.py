@@ -14,7 +14,7 @@ from shared.auth.entra import EntraValidator
 from shared.auth.secrets import CachedSecrets, secret_provider_from
 from shared.content_log import content_sink
 from shared.errors import GatewayError
-from shared.limiter import Limiter
+from shared.limits.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies
 from shared.protection.netacl import AllowList
 from shared.registry_cache import RegistryCache

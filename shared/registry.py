@@ -10,7 +10,14 @@ from typing import Any
 from shared.auth import keys
 from shared.auth.entra import EntraMapping
 from shared.content_log import ContentLogging, parse_content_logging
-from shared.limits import NO_LIMITS, Limits, LimitsError, Scope, applicable_scopes, parse_limits
+from shared.limits.config import (
+    NO_LIMITS,
+    Limits,
+    LimitsError,
+    Scope,
+    applicable_scopes,
+    parse_limits,
+)
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
 

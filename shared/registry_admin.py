@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from shared.audit import AuditLog, actor, changes
 from shared.auth import keys
 from shared.content_log import parse_content_logging
-from shared.limits import LimitsError, parse_limits
+from shared.limits.config import LimitsError, parse_limits
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of

@@ -10,9 +10,9 @@ from shared.auth.jwks import JwksCache
 from shared.auth.secrets import build_credential
 from shared.balancer import Balancer
 from shared.health import HealthStore, MemoryHealthStore
-from shared.limit_store import LimitStore
-from shared.limit_store_memory import MemoryLimitStore
-from shared.limiter import Limiter
+from shared.limits.limiter import Limiter
+from shared.limits.store import LimitStore
+from shared.limits.store_memory import MemoryLimitStore
 from shared.settings import Settings
 from shared.upstreams import ConfigError
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def redis_from(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    from shared.limit_store_redis import redis_client  # redis-py (~20 MB) only when configured
+    from shared.limits.store_redis import redis_client  # redis-py (~20 MB) only when configured
 
     return redis_client(settings.redis_url, **_redis_auth(settings))
 
@@ -39,7 +39,7 @@ def build_limiter(settings: Settings, redis: Redis | None) -> Limiter:
         return Limiter(
             MemoryLimitStore(), None, fail_open, zone, settings.concurrency_lease_seconds
         )
-    from shared.limit_store_redis import RedisLimitStore
+    from shared.limits.store_redis import RedisLimitStore
 
     shared: LimitStore = RedisLimitStore(redis)
     return Limiter(shared, MemoryLimitStore(), fail_open, zone, settings.concurrency_lease_seconds)

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.limit_plan import WINDOW_MS, Plan, plan_for
-from shared.limit_store import LimitStore
-from shared.limit_store_memory import MemoryLimitStore
-from shared.limit_store_redis import RedisLimitStore, redis_client
-from shared.limits import Limits, Scope
+from shared.limits.config import Limits, Scope
+from shared.limits.plan import WINDOW_MS, Plan, plan_for
+from shared.limits.store import LimitStore
+from shared.limits.store_memory import MemoryLimitStore
+from shared.limits.store_redis import RedisLimitStore, redis_client
 
 T0 = 1_790_000_000_000  # a fixed "now" in ms; the scripts use it when it is not 0
 REDIS_URL = "redis://127.0.0.1:6379/0"

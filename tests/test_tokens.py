@@ -1,4 +1,4 @@
-"""Prompt-token estimates (shared/tokens.py): encodings, the chat formula, offline loading."""
+"""Prompt-token estimates (shared/limits/tokens.py): encodings, chat formula, offline loading."""
 
 import json
 import os
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import tokens
-from shared.tokens import (
+from shared.limits import tokens
+from shared.limits.tokens import (
     chat_prompt_tokens,
     completion_allowance,
     embedding_input_tokens,
@@ -191,7 +191,7 @@ OFFLINE_SCRIPT = textwrap.dedent(
     socket.socket.connect = refuse
     socket.getaddrinfo = refuse
     socket.create_connection = refuse
-    from shared import tokens
+    from shared.limits import tokens
     results = []
     threads = [threading.Thread(target=lambda: results.append(tokens.encoding_for("gpt-4o")))
                for _ in range(8)]

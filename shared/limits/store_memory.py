@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from shared.limit_plan import WINDOW_MS, Check, Plan
-from shared.limit_store import Admission, CheckState
+from shared.limits.plan import WINDOW_MS, Check, Plan
+from shared.limits.store import Admission, CheckState
 
 
 @dataclass

@@ -13,9 +13,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from shared.errors import GatewayError
-from shared.limit_plan import Check, Plan, plan_for
-from shared.limit_store import Admission, CheckState, LimitStore, StoreUnavailable
-from shared.limits import Scope
+from shared.limits.config import Scope
+from shared.limits.plan import Check, Plan, plan_for
+from shared.limits.store import Admission, CheckState, LimitStore, StoreUnavailable
 from shared.registry import Caller
 
 log = logging.getLogger("tollgate.limits")

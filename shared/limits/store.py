@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from shared.limit_plan import Plan
+from shared.limits.plan import Plan
 
 
 class StoreUnavailable(Exception):

@@ -16,8 +16,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from shared.limit_plan import WINDOW_MS, Plan
-from shared.limit_store import Admission, CheckState, StoreUnavailable
+from shared.limits.plan import WINDOW_MS, Plan
+from shared.limits.store import Admission, CheckState, StoreUnavailable
 
 _LUA = Path(__file__).with_name("lua")
 ADMIT = (_LUA / "admit.lua").read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from shared.limits import Scope
+from shared.limits.config import Scope
 
 WINDOW_MS = 60_000
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.limiter import Reservation
+from shared.limits.limiter import Reservation
 
 
 def go_duration(ms: int) -> str:
