@@ -11,10 +11,10 @@ import socket
 from datetime import UTC, date, datetime
 from typing import Any
 
-from shared.results_store import results_store
 from shared.settings import Settings
+from shared.storage.append import RecordWriter, record_writer
+from shared.storage.documents import results_store
 from shared.usage_sink import instance_id
-from shared.usage_writers import RecordWriter, record_writer
 
 Document = dict[str, Any]
 

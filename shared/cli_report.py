@@ -21,8 +21,8 @@ from shared.cli_errors import CommandError
 from shared.latency_csv import LatencyRow, read_csv
 from shared.report_render import Provenance, render_html, render_png, render_text
 from shared.report_stats import Summary, summarise
-from shared.results_store import ResultsStore, results_store
 from shared.settings import ProbeSettings, Settings
+from shared.storage.documents import ResultsStore, results_store
 
 DEFAULT_DAYS = 7
 

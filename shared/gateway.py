@@ -21,11 +21,11 @@ from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy
 from shared.settings import Settings, get_settings
+from shared.storage.append import record_writer
 from shared.telemetry import configure_telemetry
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
 from shared.usage_sink import UsageSink
-from shared.usage_writers import record_writer
 from shared.wiring import build_balancer, build_entra, build_limiter, redis_from
 
 log = logging.getLogger("tollgate")

@@ -21,8 +21,8 @@ from shared.auth.secrets import (
 from shared.latency_csv import LatencyRow, to_csv
 from shared.latency_measure import Target, direct_target, gateway_target, measure
 from shared.probe_delivery import Delivery, deliver
-from shared.results_store import results_store, run_blob_name
 from shared.settings import ProbeSettings, Settings
+from shared.storage.documents import results_store, run_blob_name
 from shared.upstreams import GatewayConfig, Operation, load_config
 
 log = logging.getLogger("tollgate.probe")

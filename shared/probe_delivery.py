@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.results_store import ResultsStore
+from shared.storage.documents import ResultsStore
 
 log = logging.getLogger("tollgate.probe")
 ATTEMPTS = 4

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.blob_location import BlobLocation, container_client, parse_location
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError
 from shared.settings import Settings
-from shared.usage_writers import MAX_APPEND
+from shared.storage.append import MAX_APPEND
+from shared.storage.location import BlobLocation, container_client, parse_location
 
 STILL_WRITTEN = "still being written (current hour); run again after the hour"
 CHANGED = "changed while purging; run again"

@@ -19,8 +19,8 @@ from azure.core.exceptions import (
     ResourceNotModifiedError,
 )
 
-from shared.blob_location import blob_client, parse_location
 from shared.settings import Settings
+from shared.storage.location import blob_client, parse_location
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobClient

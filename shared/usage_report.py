@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from shared.blob_location import BlobLocation, container_client, parse_location
 from shared.latency_csv import neutralise
 from shared.report_render import aligned
 from shared.report_stats import quantile
+from shared.storage.location import BlobLocation, container_client, parse_location
 from shared.usage_record import UsageRecord
 
 if TYPE_CHECKING:

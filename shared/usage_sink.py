@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from shared.usage_writers import RecordWriter
+from shared.storage.append import RecordWriter
 
 log = logging.getLogger("tollgate.usage")
 MAX_BACKOFF_SECONDS = 60.0

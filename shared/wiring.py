@@ -59,7 +59,7 @@ def _redis_auth(settings: Settings) -> dict[str, Any]:
         return {}  # the URL carries the password, if any (rediss://:<key>@host:6380)
     if not settings.redis_username:
         raise ConfigError("TOLLGATE_REDIS_AUTH=entra needs TOLLGATE_REDIS_USERNAME (object id)")
-    from shared.redis_auth import EntraIdCredentials
+    from shared.storage.redis_client import EntraIdCredentials
 
     credential = build_credential(settings.azure_client_id)
     return {"credential_provider": EntraIdCredentials(credential, settings.redis_username)}

@@ -14,7 +14,7 @@ from shared.cli import main
 from shared.cli_report import load_store
 from shared.latency_csv import LatencyRow, to_csv
 from shared.report_stats import quantile, summarise
-from shared.results_store import FolderResults
+from shared.storage.documents import FolderResults
 
 START = datetime(2026, 11, 24, 9, 0, 0)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

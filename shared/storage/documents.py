@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError
 
-from shared.blob_location import BlobLocation, container_client, parse_location
+from shared.storage.location import BlobLocation, container_client, parse_location
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.blob_location import BlobLocation, container_client, parse_location
+from shared.storage.location import BlobLocation, container_client, parse_location
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient

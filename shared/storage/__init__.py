@@ -1,0 +1,5 @@
+"""Where the gateway keeps things: a local folder or a blob container (location), append-only
+files (append), whole documents filed by day (documents), and Redis sign-in (redis_client).
+
+Imports from shared/: the layers below it (up to limits and auth).
+"""
