@@ -14,7 +14,7 @@ from typing import Any
 from shared.settings import Settings
 from shared.storage.append import RecordWriter, record_writer
 from shared.storage.documents import results_store
-from shared.usage_sink import instance_id
+from shared.usage.sink import instance_id
 
 Document = dict[str, Any]
 

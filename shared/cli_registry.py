@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 from shared import registry_admin as admin
 from shared.audit import AuditLog
-from shared.content_log import DEFAULT_CONTENT_RETENTION_DAYS
 from shared.limits.config import LIMIT_FIELDS
 from shared.purge import purge_system
 from shared.registry import ALL_MODELS, Registry, RegistryError
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings
+from shared.usage.content import DEFAULT_CONTENT_RETENTION_DAYS
 
 T = TypeVar("T")
 

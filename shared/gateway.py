@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from shared.accounting import Account
 from shared.auth.entra import EntraValidator
 from shared.auth.secrets import CachedSecrets, secret_provider_from
-from shared.content_log import content_sink
 from shared.errors import GatewayError
 from shared.limits.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies
@@ -22,10 +20,12 @@ from shared.registry_store import store_from_settings
 from shared.relay import Dispatcher, FailoverPolicy
 from shared.settings import Settings, get_settings
 from shared.storage.append import record_writer
-from shared.telemetry import configure_telemetry
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import GatewayConfig, load_config
-from shared.usage_sink import UsageSink
+from shared.usage.account import Account
+from shared.usage.content import content_sink
+from shared.usage.sink import UsageSink
+from shared.usage.telemetry import configure_telemetry
 from shared.wiring import build_balancer, build_entra, build_limiter, redis_from
 
 log = logging.getLogger("tollgate")

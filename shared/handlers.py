@@ -11,8 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared.access import allowed_models, authenticate, check_network, resolve_model
-from shared.accounting import Account, estimate
-from shared.content_log import ContentCapture
 from shared.errors import GatewayError, bad_request, not_found
 from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
@@ -21,6 +19,8 @@ from shared.protection.client_ip import client_ip
 from shared.registry import Caller
 from shared.routes import Style, allowed_methods
 from shared.upstreams import Operation, PublicModel
+from shared.usage.account import Account, estimate
+from shared.usage.content import ContentCapture
 
 log = logging.getLogger("tollgate.access")
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from shared.auth import keys
 from shared.auth.entra import EntraMapping
-from shared.content_log import ContentLogging, parse_content_logging
 from shared.limits.config import (
     NO_LIMITS,
     Limits,
@@ -20,6 +19,7 @@ from shared.limits.config import (
 )
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
+from shared.usage.content import ContentLogging, parse_content_logging
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

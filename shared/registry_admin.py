@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 from shared.audit import AuditLog, actor, changes
 from shared.auth import keys
-from shared.content_log import parse_content_logging
 from shared.limits.config import LimitsError, parse_limits
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
 from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.registry_store import ConcurrentEdit, RegistryStore
+from shared.usage.content import parse_content_logging
 
 T = TypeVar("T")
 Document = dict[str, Any]

@@ -14,16 +14,16 @@ from typing import Any
 import aiohttp
 from starlette.responses import Response
 
-from shared.accounting import Account
 from shared.auth.secrets import CachedSecrets
 from shared.balancer import Balancer
 from shared.errors import GatewayError
 from shared.stream_relay import KeepAliveStream, RelayedStream
-from shared.stream_usage import UsageTap
-from shared.telemetry import record_failover, record_upstream_error
 from shared.upstream_call import call_upstream, transport_error
 from shared.upstream_client import UpstreamClient
 from shared.upstreams import PublicModel, Upstream
+from shared.usage.account import Account
+from shared.usage.stream_tap import UsageTap
+from shared.usage.telemetry import record_failover, record_upstream_error
 
 log = logging.getLogger("tollgate.relay")
 

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 from starlette.responses import Response, StreamingResponse
 
-from shared.accounting import Account
 from shared.errors import GatewayError, error_body
-from shared.stream_usage import UsageTap
+from shared.usage.account import Account
+from shared.usage.stream_tap import UsageTap
 
 log = logging.getLogger("tollgate.relay")
 

@@ -22,7 +22,7 @@ from shared.latency_csv import neutralise
 from shared.report_render import aligned
 from shared.report_stats import quantile
 from shared.storage.location import BlobLocation, container_client, parse_location
-from shared.usage_record import UsageRecord
+from shared.usage.record import UsageRecord
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient

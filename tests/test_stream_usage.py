@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared import stream_usage
-from shared.stream_usage import UsageTap
+from shared.usage import stream_tap as stream_usage
+from shared.usage.stream_tap import UsageTap
 
 _TOTALS = {"prompt_tokens": 13, "completion_tokens": 7, "total_tokens": 20}
 USAGE = _TOTALS | {"prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0}}

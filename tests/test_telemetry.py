@@ -1,5 +1,5 @@
-"""Gateway metrics (shared/telemetry.py): exported points, attribute hygiene, and that nothing is
-loaded or configured unless Application Insights is."""
+"""Gateway metrics (shared/usage/telemetry.py): exported points, attribute hygiene, and that
+nothing is loaded or configured unless Application Insights is."""
 
 import os
 import subprocess
@@ -15,8 +15,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from shared import telemetry
-from shared.usage_record import UsageRecord
+from shared.usage import telemetry
+from shared.usage.record import UsageRecord
 
 REPO = Path(__file__).resolve().parents[1]
 CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
@@ -190,7 +190,7 @@ NO_PROVIDER_SCRIPT = textwrap.dedent(
     from opentelemetry import metrics
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from shared import telemetry
+    from shared.usage import telemetry
     from tests.test_telemetry import OK, REJECTED
 
     telemetry.configure_telemetry(None)

@@ -16,7 +16,7 @@ import pytest
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from shared.usage_record import UsageRecord
+from shared.usage.record import UsageRecord
 from tests.conftest import SIM_KEY, new_system
 from tests.support.azurite import DiskAzurite
 from tests.support.processes import Service, start_gateway, start_simulator

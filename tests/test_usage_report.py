@@ -17,7 +17,7 @@ import pytest
 
 from shared import usage_report
 from shared.cli import main
-from shared.usage_record import UsageRecord
+from shared.usage.record import UsageRecord
 from shared.usage_report import Tally, read_usage
 
 SYSTEMS = ("alpha", "beta", "gamma")

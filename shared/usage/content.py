@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.storage.append import record_writer
-from shared.usage_sink import Line, UsageSink, hour_blob
+from shared.usage.sink import Line, UsageSink, hour_blob
 
 MAX_RETENTION_DAYS = 3650
 DEFAULT_CONTENT_RETENTION_DAYS = 30  # the content-logs container's lifecycle rule in infra

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.content_log import ContentCapture
 from shared.limits.limiter import Limiter, Reservation
 from shared.limits.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
-from shared.stream_usage import UsageTap
-from shared.telemetry import record_request
 from shared.upstreams import Operation
-from shared.usage_record import UsageRecord
+from shared.usage.content import ContentCapture
+from shared.usage.record import UsageRecord
+from shared.usage.stream_tap import UsageTap
+from shared.usage.telemetry import record_request
 
 # Without a usage block, delivered text is counted at this many characters per token: low
 # enough to over-count English (about 4) and close for CJK (about 1 to 1.5).

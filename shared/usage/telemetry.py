@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from opentelemetry import metrics
 
-from shared.usage_record import UsageRecord
+from shared.usage.record import UsageRecord
 
 log = logging.getLogger(__name__)
 
