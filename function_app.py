@@ -12,7 +12,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 from shared import handlers, probe, routes
 from shared.routes import Style
 from shared.settings import ProbeSettings
-from shared.upstreams import Operation
+from shared.upstream.config import Operation
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

@@ -11,7 +11,7 @@ from shared.inbound import presented_key
 from shared.protection.netacl import AllowList
 from shared.registry import Caller, Registry
 from shared.registry_cache import RegistryCache
-from shared.upstreams import GatewayConfig, Operation, PublicModel
+from shared.upstream.config import GatewayConfig, Operation, PublicModel
 
 
 async def authenticate(

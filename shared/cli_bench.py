@@ -16,7 +16,7 @@ from shared.cli_errors import CommandError
 from shared.latency_csv import LatencyRow, to_csv
 from shared.probe import schedule, targets, time_requests
 from shared.settings import ProbeSettings, Settings
-from shared.upstreams import Operation, load_config
+from shared.upstream.config import Operation, load_config
 
 SEED_MODELS = "gpt-35-turbo-0613,gpt-4-turbo,gpt-4o"
 STREAMS = {"no": (False,), "yes": (True,), "both": (False, True)}

@@ -15,7 +15,7 @@ from shared.host.log_format import configure_logging
 from shared.registry import ALL_MODELS
 from shared.registry_store import RegistryStore, store_from_settings
 from shared.settings import Settings
-from shared.upstreams import SIMULATOR_KEY_SECRET
+from shared.upstream.config import SIMULATOR_KEY_SECRET
 
 DEMO_SYSTEM = "demo"
 PROBE_SYSTEM = "latency-probe"

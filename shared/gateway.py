@@ -17,11 +17,11 @@ from shared.protection.client_ip import TrustedProxies
 from shared.protection.netacl import AllowList
 from shared.registry_cache import RegistryCache
 from shared.registry_store import store_from_settings
-from shared.relay import Dispatcher, FailoverPolicy
 from shared.settings import Settings, get_settings
 from shared.storage.append import record_writer
-from shared.upstream_client import UpstreamClient
-from shared.upstreams import GatewayConfig, load_config
+from shared.upstream.client import UpstreamClient
+from shared.upstream.config import GatewayConfig, load_config
+from shared.upstream.relay import Dispatcher, FailoverPolicy
 from shared.usage.account import Account
 from shared.usage.content import content_sink
 from shared.usage.sink import UsageSink

@@ -18,7 +18,7 @@ from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
 from shared.registry import Caller
 from shared.routes import Style, allowed_methods
-from shared.upstreams import Operation, PublicModel
+from shared.upstream.config import Operation, PublicModel
 from shared.usage.account import Account, estimate
 from shared.usage.content import ContentCapture
 

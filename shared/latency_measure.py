@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from shared.latency_csv import LatencyRow
-from shared.upstreams import Operation, Upstream
+from shared.upstream.config import Operation, Upstream
 
 # The seed's benchmark prompt.
 PROBE_MESSAGES = [

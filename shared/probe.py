@@ -23,7 +23,7 @@ from shared.latency_measure import Target, direct_target, gateway_target, measur
 from shared.probe_delivery import Delivery, deliver
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import results_store, run_blob_name
-from shared.upstreams import GatewayConfig, Operation, load_config
+from shared.upstream.config import GatewayConfig, Operation, load_config
 
 log = logging.getLogger("tollgate.probe")
 Job = tuple[Target, bool]  # a target, and whether to stream

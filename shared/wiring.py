@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.auth.entra import EntraValidator, entra_jwks_url
 from shared.auth.jwks import JwksCache
 from shared.auth.secrets import build_credential
-from shared.balancer import Balancer
-from shared.health import HealthStore, MemoryHealthStore
 from shared.limits.limiter import Limiter
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
 from shared.settings import Settings
-from shared.upstreams import ConfigError
+from shared.upstream.balancer import Balancer
+from shared.upstream.config import ConfigError
+from shared.upstream.health import HealthStore, MemoryHealthStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -48,7 +48,7 @@ def build_limiter(settings: Settings, redis: Redis | None) -> Limiter:
 def build_balancer(settings: Settings, redis: Redis | None) -> Balancer:
     store: HealthStore = MemoryHealthStore()
     if redis is not None:
-        from shared.health_store_redis import RedisHealthStore
+        from shared.upstream.health_redis import RedisHealthStore
 
         store = RedisHealthStore(redis)
     return Balancer(store, settings.breaker_failures, settings.breaker_open_seconds)

@@ -20,7 +20,7 @@ from lark.exceptions import LarkError
 
 from shared.host import ncrontab
 from shared.settings import DEFAULT_PROBE_SCHEDULE, ProbeSettings, Settings
-from shared.upstreams import parse_config
+from shared.upstream.config import parse_config
 from tests.support.bicep import (
     INFRA,
     MAIN,

@@ -8,8 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from shared.health import HEALTHY, Health, HealthStore, MemoryHealthStore
-from shared.upstreams import PoolMember
+from shared.upstream.config import PoolMember
+from shared.upstream.health import HEALTHY, Health, HealthStore, MemoryHealthStore
 
 log = logging.getLogger("tollgate.balancer")
 T = TypeVar("T")

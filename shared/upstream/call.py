@@ -10,8 +10,8 @@ import aiohttp
 
 from shared.auth.secrets import CachedSecrets, SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
-from shared.upstream_client import UpstreamClient
-from shared.upstreams import Operation, Upstream
+from shared.upstream.client import UpstreamClient
+from shared.upstream.config import Operation, Upstream
 
 log = logging.getLogger("tollgate.relay")
 

@@ -15,12 +15,12 @@ import aiohttp
 from starlette.responses import Response
 
 from shared.auth.secrets import CachedSecrets
-from shared.balancer import Balancer
 from shared.errors import GatewayError
-from shared.stream_relay import KeepAliveStream, RelayedStream
-from shared.upstream_call import call_upstream, transport_error
-from shared.upstream_client import UpstreamClient
-from shared.upstreams import PublicModel, Upstream
+from shared.upstream.balancer import Balancer
+from shared.upstream.call import call_upstream, transport_error
+from shared.upstream.client import UpstreamClient
+from shared.upstream.config import PublicModel, Upstream
+from shared.upstream.streams import KeepAliveStream, RelayedStream
 from shared.usage.account import Account
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_failover, record_upstream_error

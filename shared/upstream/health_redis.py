@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.health import HEALTHY, Health
+from shared.upstream.health import HEALTHY, Health
 
 _FIELDS = ("cool", "open", "trial", "failures")
 

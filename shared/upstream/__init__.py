@@ -1,0 +1,6 @@
+"""The models' side: deployments and pools (config), the HTTP client (client), one upstream call
+(call), failover across a pool (relay), streamed answers (streams), and deployment health and
+breakers in process or in Redis (balancer, health, health_redis).
+
+Imports from shared/: the layers below it (up to usage).
+"""
