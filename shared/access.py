@@ -9,8 +9,8 @@ from shared.auth.jwks import JwksUnavailable
 from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
 from shared.inbound import presented_key
 from shared.protection.netacl import AllowList
-from shared.registry import Caller, Registry
-from shared.registry_cache import RegistryCache
+from shared.registry.cache import RegistryCache
+from shared.registry.systems import Caller, Registry
 from shared.upstream.config import GatewayConfig, Operation, PublicModel
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from shared import cli_audit, cli_bench, cli_registry, cli_report, cli_serve
 from shared.cli_errors import CommandError
-from shared.registry import RegistryError
+from shared.registry.systems import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:

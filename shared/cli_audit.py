@@ -8,7 +8,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared.audit import read_audit
+from shared.registry.audit import read_audit
 from shared.settings import Settings
 
 

@@ -8,12 +8,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from shared import registry_admin as admin
-from shared.audit import AuditLog
 from shared.limits.config import LIMIT_FIELDS
-from shared.purge import purge_system
-from shared.registry import ALL_MODELS, Registry, RegistryError
-from shared.registry_store import RegistryStore, store_from_settings
+from shared.registry import admin
+from shared.registry.audit import AuditLog
+from shared.registry.purge import purge_system
+from shared.registry.store import RegistryStore, store_from_settings
+from shared.registry.systems import ALL_MODELS, Registry, RegistryError
 from shared.settings import Settings
 from shared.usage.content import DEFAULT_CONTENT_RETENTION_DAYS
 

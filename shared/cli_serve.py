@@ -10,10 +10,10 @@ from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
-from shared import registry_admin as admin
 from shared.host.log_format import configure_logging
-from shared.registry import ALL_MODELS
-from shared.registry_store import RegistryStore, store_from_settings
+from shared.registry import admin
+from shared.registry.store import RegistryStore, store_from_settings
+from shared.registry.systems import ALL_MODELS
 from shared.settings import Settings
 from shared.upstream.config import SIMULATOR_KEY_SECRET
 

@@ -15,8 +15,8 @@ from shared.errors import GatewayError
 from shared.limits.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies
 from shared.protection.netacl import AllowList
-from shared.registry_cache import RegistryCache
-from shared.registry_store import store_from_settings
+from shared.registry.cache import RegistryCache
+from shared.registry.store import store_from_settings
 from shared.settings import Settings, get_settings
 from shared.storage.append import record_writer
 from shared.upstream.client import UpstreamClient

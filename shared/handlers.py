@@ -16,7 +16,7 @@ from shared.gateway import Gateway, get_gateway
 from shared.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
-from shared.registry import Caller
+from shared.registry.systems import Caller
 from shared.routes import Style, allowed_methods
 from shared.upstream.config import Operation, PublicModel
 from shared.usage.account import Account, estimate

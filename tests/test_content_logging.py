@@ -17,7 +17,7 @@ import requests
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import BlobServiceClient
 
-from shared.purge import PurgeReport, purge_content, purge_usage
+from shared.registry.purge import PurgeReport, purge_content, purge_usage
 from shared.storage.append import record_writer
 from tests.conftest import SIM_KEY, create_key
 from tests.support.processes import Service, start_gateway, start_simulator, tollgate

@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
-from shared import registry_admin as admin
 from shared.auth import keys
-from shared.registry import Registry, RegistryError
-from shared.registry_cache import RegistryCache
-from shared.registry_store import (
+from shared.registry import admin
+from shared.registry.cache import RegistryCache
+from shared.registry.store import (
     BlobStore,
     ConcurrentEdit,
     FileStore,
     RegistryStore,
     store_from_settings,
 )
+from shared.registry.systems import Registry, RegistryError
 from shared.settings import Settings
 from tests.support.processes import tollgate
 

@@ -26,7 +26,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 from azure.storage.blob.aio import BlobClient as AsyncBlobClient
 
 from shared.auth import keys
-from shared.registry_store import BlobStore, store_from_settings
+from shared.registry.store import BlobStore, store_from_settings
 from shared.settings import Settings
 from tests.conftest import create_key
 from tests.support.azurite import SecureAzurite, azurite_oauth

@@ -16,7 +16,7 @@ from shared.errors import GatewayError
 from shared.limits.config import Scope
 from shared.limits.plan import Check, Plan, plan_for
 from shared.limits.store import Admission, CheckState, LimitStore, StoreUnavailable
-from shared.registry import Caller
+from shared.registry.systems import Caller
 
 log = logging.getLogger("tollgate.limits")
 OUTAGE_LOG_EVERY_SECONDS = 10.0

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from shared.errors import GatewayError
-from shared.registry import Registry, RegistryError
-from shared.registry_store import RegistryStore
+from shared.registry.store import RegistryStore
+from shared.registry.systems import Registry, RegistryError
 
 log = logging.getLogger("tollgate.registry")
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.registry import SYSTEM_ID_PATTERN, RegistryError
+from shared.registry.systems import SYSTEM_ID_PATTERN, RegistryError
 from shared.settings import Settings
 from shared.storage.append import MAX_APPEND
 from shared.storage.location import BlobLocation, container_client, parse_location
@@ -209,9 +209,9 @@ async def purge_system(
 ) -> PurgeReport:
     """Registry entry first (no new traffic within the refresh interval), then content, then
     usage records; one audit entry says what was removed."""
-    from shared.audit import AuditLog, actor, public_view
-    from shared.registry_admin import edit, take_system
-    from shared.registry_store import store_from_settings
+    from shared.registry.admin import edit, take_system
+    from shared.registry.audit import AuditLog, actor, public_view
+    from shared.registry.store import store_from_settings
 
     system_id = checked_system_id(system_id)
     report = PurgeReport(system_id)

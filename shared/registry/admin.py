@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.audit import AuditLog, actor, changes
 from shared.auth import keys
 from shared.limits.config import LimitsError, parse_limits
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
-from shared.registry import SYSTEM_ID_PATTERN, RegistryError, systems_of
-from shared.registry_store import ConcurrentEdit, RegistryStore
+from shared.registry.audit import AuditLog, actor, changes
+from shared.registry.store import ConcurrentEdit, RegistryStore
+from shared.registry.systems import SYSTEM_ID_PATTERN, RegistryError, systems_of
 from shared.usage.content import parse_content_logging
 
 T = TypeVar("T")
