@@ -13,8 +13,8 @@ import aiohttp
 
 from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_provider_from
 from shared.cli_errors import CommandError
-from shared.latency_csv import LatencyRow, to_csv
-from shared.probe import schedule, targets, time_requests
+from shared.probe.latency_csv import LatencyRow, to_csv
+from shared.probe.run import schedule, targets, time_requests
 from shared.settings import ProbeSettings, Settings
 from shared.upstream.config import Operation, load_config
 

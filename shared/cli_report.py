@@ -18,7 +18,7 @@ from azure.core.exceptions import AzureError
 
 from shared import cli_usage_report
 from shared.cli_errors import CommandError
-from shared.latency_csv import LatencyRow, read_csv
+from shared.probe.latency_csv import LatencyRow, read_csv
 from shared.report_render import Provenance, render_html, render_png, render_text
 from shared.report_stats import Summary, summarise
 from shared.settings import ProbeSettings, Settings

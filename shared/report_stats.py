@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.latency_csv import LatencyRow
+from shared.probe.latency_csv import LatencyRow
 
 DIRECT = "direct"
 GATEWAY = "gateway"

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from shared.latency_csv import neutralise
+from shared.probe.latency_csv import neutralise
 from shared.report_render import aligned
 from shared.report_stats import quantile
 from shared.storage.location import BlobLocation, container_client, parse_location

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.latency_csv import read_csv
+from shared.probe.latency_csv import read_csv
 from tests.conftest import SIM_KEY, Live
 from tests.support.processes import tollgate
 

@@ -12,9 +12,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 
-from shared import probe_delivery
 from shared.host import ncrontab
-from shared.latency_csv import COLUMNS, TIME_FORMAT, LatencyRow, parse_timedelta, read_csv, to_csv
+from shared.probe import delivery as probe_delivery
+from shared.probe.latency_csv import (
+    COLUMNS,
+    TIME_FORMAT,
+    LatencyRow,
+    parse_timedelta,
+    read_csv,
+    to_csv,
+)
 from tests.conftest import SIM_KEY, Live
 from tests.support.functions import user_function
 from tests.support.processes import free_port

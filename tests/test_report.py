@@ -12,7 +12,7 @@ import pytest
 
 from shared.cli import main
 from shared.cli_report import load_store
-from shared.latency_csv import LatencyRow, to_csv
+from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.report_stats import quantile, summarise
 from shared.storage.documents import FolderResults
 

@@ -18,9 +18,9 @@ from shared.auth.secrets import (
     SecretProviderError,
     secret_provider_from,
 )
-from shared.latency_csv import LatencyRow, to_csv
-from shared.latency_measure import Target, direct_target, gateway_target, measure
-from shared.probe_delivery import Delivery, deliver
+from shared.probe.delivery import Delivery, deliver
+from shared.probe.latency_csv import LatencyRow, to_csv
+from shared.probe.measure import Target, direct_target, gateway_target, measure
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import results_store, run_blob_name
 from shared.upstream.config import GatewayConfig, Operation, load_config

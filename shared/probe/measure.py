@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from shared.latency_csv import LatencyRow
+from shared.probe.latency_csv import LatencyRow
 from shared.upstream.config import Operation, Upstream
 
 # The seed's benchmark prompt.
