@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from shared.report_stats import quantile
+from shared.report.stats import quantile
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
 WRK_MARK = "BENCH_JSON "

@@ -47,7 +47,7 @@ from bench.procs import (
     start_simulator,
     tollgate,
 )
-from shared.report_stats import quantile
+from shared.report.stats import quantile
 
 T = TypeVar("T")
 

@@ -19,8 +19,8 @@ from azure.core.exceptions import AzureError
 from shared import cli_usage_report
 from shared.cli_errors import CommandError
 from shared.probe.latency_csv import LatencyRow, read_csv
-from shared.report_render import Provenance, render_html, render_png, render_text
-from shared.report_stats import Summary, summarise
+from shared.report.render import Provenance, render_html, render_png, render_text
+from shared.report.stats import Summary, summarise
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import ResultsStore, results_store
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from azure.core.exceptions import AzureError
 
 from shared.cli_errors import CommandError
-from shared.settings import Settings
-from shared.usage_report import (
+from shared.report.usage import (
     DEFAULT_BY,
     DIMENSIONS,
     LocalFiles,
@@ -29,6 +28,7 @@ from shared.usage_report import (
     render_table,
     write_csv,
 )
+from shared.settings import Settings
 
 USAGE = "usage"  # the first SOURCE that asks for a usage report
 DEFAULT_DAYS = 7

@@ -13,7 +13,7 @@ import pytest
 from shared.cli import main
 from shared.cli_report import load_store
 from shared.probe.latency_csv import LatencyRow, to_csv
-from shared.report_stats import quantile, summarise
+from shared.report.stats import quantile, summarise
 from shared.storage.documents import FolderResults
 
 START = datetime(2026, 11, 24, 9, 0, 0)

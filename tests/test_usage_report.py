@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import usage_report
 from shared.cli import main
+from shared.report import usage as usage_report
+from shared.report.usage import Tally, read_usage
 from shared.usage.record import UsageRecord
-from shared.usage_report import Tally, read_usage
 
 SYSTEMS = ("alpha", "beta", "gamma")
 MODELS = ("gpt-4o", "gpt-35-turbo")

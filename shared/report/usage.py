@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from shared.probe.latency_csv import neutralise
-from shared.report_render import aligned
-from shared.report_stats import quantile
+from shared.report.render import aligned
+from shared.report.stats import quantile
 from shared.storage.location import BlobLocation, container_client, parse_location
 from shared.usage.record import UsageRecord
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.report_stats import GroupStats, Overhead, Spread, Summary, path_rank
+from shared.report.stats import GroupStats, Overhead, Spread, Summary, path_rank
 
 GROUP_HEADERS = (
     "model", "stream", "path", "n", "err%",
