@@ -4,8 +4,8 @@ from pathlib import Path
 
 import function_app
 from shared.gateway import close_gateway, start_gateway
-from shared.handlers import fallback
 from shared.host.asgi import build_asgi_app
+from shared.http.handlers import fallback
 
 app = build_asgi_app(
     function_app.app,

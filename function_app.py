@@ -9,7 +9,8 @@ runs on a timer (TOLLGATE_PROBE_SCHEDULE, NCRONTAB).
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from shared import handlers, routes
+from shared import routes
+from shared.http import handlers
 from shared.probe import run as probe
 from shared.routes import Style
 from shared.settings import ProbeSettings

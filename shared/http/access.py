@@ -7,7 +7,7 @@ from starlette.requests import Request
 from shared.auth.entra import EntraValidator, TokenRejected, system_for
 from shared.auth.jwks import JwksUnavailable
 from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
-from shared.inbound import presented_key
+from shared.http.inbound import presented_key
 from shared.protection.netacl import AllowList
 from shared.registry.cache import RegistryCache
 from shared.registry.systems import Caller, Registry

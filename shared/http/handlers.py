@@ -10,10 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.access import allowed_models, authenticate, check_network, resolve_model
 from shared.errors import GatewayError, bad_request, not_found
 from shared.gateway import Gateway, get_gateway
-from shared.inbound import checked_model_name, read_json_body, request_id_of
+from shared.http.access import allowed_models, authenticate, check_network, resolve_model
+from shared.http.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
 from shared.registry.systems import Caller
