@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
-from shared.cli_report import load_store
+from shared.cli.main import main
+from shared.cli.report import load_store
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.report.stats import quantile, summarise
 from shared.storage.documents import FolderResults

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from shared.cli.main import main
 from shared.report import usage as usage_report
 from shared.report.usage import Tally, read_usage
 from shared.usage.record import UsageRecord

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from azure.core.exceptions import AzureError
 
-from shared.cli_errors import CommandError
+from shared.cli.errors import CommandError
 from shared.report.usage import (
     DEFAULT_BY,
     DIMENSIONS,

@@ -1,6 +1,6 @@
 """`tollgate report`: latency percentiles, gateway overhead and a chart from probe/bench CSVs.
 
-`tollgate report usage ...` is the usage report (shared/cli_usage_report.py).
+`tollgate report usage ...` is the usage report (shared/cli/usage_report.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 
-from shared import cli_usage_report
-from shared.cli_errors import CommandError
+from shared.cli import usage_report as cli_usage_report
+from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, read_csv
 from shared.report.render import Provenance, render_html, render_png, render_text
 from shared.report.stats import Summary, summarise

@@ -6,19 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shared import cli_audit, cli_bench, cli_registry, cli_report, cli_serve
-from shared.cli_errors import CommandError
+from shared.cli import audit, bench, report, serve, systems
+from shared.cli.errors import CommandError
 from shared.registry.systems import RegistryError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tollgate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    cli_registry.add_commands(commands)
-    cli_serve.add_commands(commands)
-    cli_bench.add_commands(commands)
-    cli_audit.add_commands(commands)
-    cli_report.add_commands(commands)
+    systems.add_commands(commands)
+    serve.add_commands(commands)
+    bench.add_commands(commands)
+    audit.add_commands(commands)
+    report.add_commands(commands)
     return parser
 
 

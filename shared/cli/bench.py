@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_provider_from
-from shared.cli_errors import CommandError
+from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.run import schedule, targets, time_requests
 from shared.settings import ProbeSettings, Settings
