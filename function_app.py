@@ -12,9 +12,8 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 from shared import routes
 from shared.http import handlers
 from shared.probe import run as probe
-from shared.routes import Style
+from shared.routes import Operation, Style
 from shared.settings import ProbeSettings
-from shared.upstream.config import Operation
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 

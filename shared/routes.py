@@ -18,6 +18,13 @@ class Style(StrEnum):
     OPENAI = "openai"  # OpenAI SDK (also on Azure's v1 paths): model in the body
 
 
+class Operation(StrEnum):
+    """What a route asks of a model; decides the upstream path and how usage is counted."""
+
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"
+
+
 GATEWAY_CHAT = "gateway/chat/completions/{model}"
 GATEWAY_EMBEDDINGS = "gateway/embeddings/{model}"
 AZURE_CHAT = "openai/deployments/{deployment}/chat/completions"

@@ -15,8 +15,9 @@ from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_prov
 from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.run import schedule, targets, time_requests
+from shared.routes import Operation
 from shared.settings import ProbeSettings, Settings
-from shared.upstream.config import Operation, load_config
+from shared.upstream.config import load_config
 
 SEED_MODELS = "gpt-35-turbo-0613,gpt-4-turbo,gpt-4o"
 STREAMS = {"no": (False,), "yes": (True,), "both": (False, True)}

@@ -11,7 +11,8 @@ from shared.http.inbound import presented_key
 from shared.protection.netacl import AllowList
 from shared.registry.cache import RegistryCache
 from shared.registry.systems import Caller, Registry
-from shared.upstream.config import GatewayConfig, Operation, PublicModel
+from shared.routes import Operation
+from shared.upstream.config import GatewayConfig, PublicModel
 
 
 async def authenticate(

@@ -17,8 +17,8 @@ from shared.http.inbound import checked_model_name, read_json_body, request_id_o
 from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
 from shared.registry.systems import Caller
-from shared.routes import Style, allowed_methods
-from shared.upstream.config import Operation, PublicModel
+from shared.routes import Operation, Style, allowed_methods
+from shared.upstream.config import PublicModel
 from shared.usage.account import Account, estimate
 from shared.usage.content import ContentCapture
 

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 
 from shared.probe.latency_csv import LatencyRow
-from shared.upstream.config import Operation, Upstream
+from shared.routes import Operation
+from shared.upstream.config import Upstream
 
 # The seed's benchmark prompt.
 PROBE_MESSAGES = [

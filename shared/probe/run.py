@@ -21,9 +21,10 @@ from shared.auth.secrets import (
 from shared.probe.delivery import Delivery, deliver
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.measure import Target, direct_target, gateway_target, measure
+from shared.routes import Operation
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import results_store, run_blob_name
-from shared.upstream.config import GatewayConfig, Operation, load_config
+from shared.upstream.config import GatewayConfig, load_config
 
 log = logging.getLogger("tollgate.probe")
 Job = tuple[Target, bool]  # a target, and whether to stream

@@ -10,8 +10,9 @@ import aiohttp
 
 from shared.auth.secrets import CachedSecrets, SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
+from shared.routes import Operation
 from shared.upstream.client import UpstreamClient
-from shared.upstream.config import Operation, Upstream
+from shared.upstream.config import Upstream
 
 log = logging.getLogger("tollgate.relay")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from shared.routes import Operation
 from shared.settings import Settings
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -20,11 +20,6 @@ SEED_CHAT_MODELS = (
 )
 SEED_EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-ada-002")
 SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
-
-
-class Operation(StrEnum):
-    CHAT = "chat"
-    EMBEDDINGS = "embeddings"
 
 
 _AZURE_PATHS = {Operation.CHAT: "chat/completions", Operation.EMBEDDINGS: "embeddings"}

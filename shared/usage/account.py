@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from shared.limits.limiter import Limiter, Reservation
 from shared.limits.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
-from shared.upstream.config import Operation
+from shared.routes import Operation
 from shared.usage.content import ContentCapture
 from shared.usage.record import UsageRecord
 from shared.usage.stream_tap import UsageTap
