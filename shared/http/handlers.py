@@ -110,7 +110,7 @@ async def admit(
     if scopes:
         prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
         account.estimate_prompt_with(lambda: prompt)
-        reservation = await gateway.limiter.admit(caller, model.name, reserve, scopes)
+        reservation = await gateway.limiter.admit(caller.system.id, scopes, reserve)
         account.reserved(gateway.limiter, reservation)
     else:  # counted only if a stream breaks before the upstream reports usage
         account.estimate_prompt_with(

@@ -16,7 +16,6 @@ from shared.errors import GatewayError
 from shared.limits.config import Scope
 from shared.limits.plan import Check, Plan, plan_for
 from shared.limits.store import Admission, CheckState, LimitStore, StoreUnavailable
-from shared.registry.systems import Caller
 
 log = logging.getLogger("tollgate.limits")
 OUTAGE_LOG_EVERY_SECONDS = 10.0
@@ -51,22 +50,17 @@ class Limiter:
         self._last_outage_log = 0.0
         self._pending: set[asyncio.Task[None]] = set()
 
-    async def admit(
-        self, caller: Caller, model: str, estimate: int, scopes: list[Scope] | None = None
-    ) -> Reservation | None:
-        """`scopes`: the caller's for `model`, when the caller has them at hand already."""
-        scopes = caller.scopes(model) if scopes is None else scopes
+    async def admit(self, system_id: str, scopes: list[Scope], estimate: int) -> Reservation | None:
+        """Reserve `estimate` tokens against `scopes` (the system's limits for one model)."""
         if not scopes:
             return None
         now = self._clock()
-        plan = plan_for(
-            caller.system.id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms
-        )
+        plan = plan_for(system_id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms)
         rid = uuid.uuid4().hex
         store, admission = await self._admit(plan, rid, estimate, int(now * 1000))
         if not admission.admitted:
             check = plan.checks[admission.failed_index]
-            raise rejection(check, caller.system.id, admission.retry_after_ms, estimate)
+            raise rejection(check, system_id, admission.retry_after_ms, estimate)
         return Reservation(plan, rid, estimate, store, admission.states)
 
     def settle_soon(self, reservation: Reservation | None, actual_tokens: int) -> None:
