@@ -10,7 +10,8 @@ import logging
 from dataclasses import dataclass
 
 from shared.auth.entra import EntraValidator
-from shared.auth.secrets import CachedSecrets, secret_provider_from
+from shared.auth.secret_cache import CachedSecrets
+from shared.auth.secrets import secret_provider_from
 from shared.errors import GatewayError
 from shared.limits.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies

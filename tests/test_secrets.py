@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
-from shared.auth.secret_cache import STALE_RETRY_SECONDS
+from shared.auth.secret_cache import STALE_RETRY_SECONDS, CachedSecrets
 from shared.auth.secrets import (
-    CachedSecrets,
     EnvSecretProvider,
     KeyVaultSecretProvider,
     SecretNotFound,

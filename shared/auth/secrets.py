@@ -18,12 +18,10 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.auth.secret_cache import CachedSecrets
 from shared.settings import Settings
 
 __all__ = [
     "ENV_PREFIX",
-    "CachedSecrets",
     "EnvSecretProvider",
     "KeyVaultSecretProvider",
     "SecretNotFound",

@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from shared.auth.secrets import CachedSecrets, SecretNotFound, SecretProviderError
+from shared.auth.secret_cache import CachedSecrets
+from shared.auth.secrets import SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
 from shared.routes import Operation
 from shared.upstream.client import UpstreamClient

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from starlette.responses import Response
 
-from shared.auth.secrets import CachedSecrets
+from shared.auth.secret_cache import CachedSecrets
 from shared.errors import GatewayError
 from shared.upstream.balancer import Balancer
 from shared.upstream.call import call_upstream, transport_error
