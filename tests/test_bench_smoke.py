@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bench.load import Target, run_client, time_first_chunks
 from bench.run import BODIES, CHAT_PATH
-from shared.simulator import SimulatorConfig, start_simulator
+from shared.simulator.app import start_simulator
+from shared.simulator.config import SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

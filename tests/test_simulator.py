@@ -18,7 +18,9 @@ import pytest
 from openai.lib.azure import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from shared.simulator import SimulatorConfig, count_tokens, start_simulator
+from shared.simulator.app import start_simulator
+from shared.simulator.config import SimulatorConfig
+from shared.simulator.content import count_tokens
 
 KEY = "sim-key"
 API_VERSION = "2024-10-21"

@@ -111,7 +111,8 @@ async def _dev_server(args: argparse.Namespace) -> None:
 
 
 async def _start_simulator(url: str) -> Any:
-    from shared.simulator import SimulatorConfig, start_simulator
+    from shared.simulator.app import start_simulator
+    from shared.simulator.config import SimulatorConfig
 
     key = secrets.token_urlsafe(24)
     os.environ[f"TOLLGATE_SECRET_{SIMULATOR_KEY_SECRET.upper().replace('-', '_')}"] = key

@@ -1,7 +1,5 @@
-"""An OpenAI / Azure OpenAI compatible upstream simulator (aiohttp), with fault injection."""
+"""An OpenAI / Azure OpenAI compatible upstream simulator (aiohttp), with fault injection: the
+gateway's embedded default upstream, and the real HTTP server its tests and benchmarks call.
 
-from .app import create_app, start_simulator
-from .config import SimulatorConfig
-from .content import count_tokens
-
-__all__ = ["SimulatorConfig", "count_tokens", "create_app", "start_simulator"]
+Imports from shared/: nothing; it stands where Azure OpenAI would.
+"""
