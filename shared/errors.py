@@ -7,6 +7,14 @@ import json
 from starlette.responses import Response
 
 
+class ConfigError(ValueError):
+    """Configuration is invalid: a setting, the upstream pools, a registry entry, a schedule.
+
+    Every configuration error derives from this one, so a host can tell "fix the configuration"
+    from a failure. It is a ValueError, as the parsers it wraps raise.
+    """
+
+
 class GatewayError(Exception):
     """An error answered to the client as `{"error": {"message", "type", "param", "code"}}`."""
 

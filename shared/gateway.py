@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from shared.auth.entra import EntraValidator
 from shared.auth.secret_cache import CachedSecrets
 from shared.auth.secrets import secret_provider_from
-from shared.errors import GatewayError
+from shared.errors import ConfigError, GatewayError
 from shared.limits.limiter import Limiter
 from shared.protection.client_ip import TrustedProxies
 from shared.protection.netacl import AllowList
@@ -112,7 +112,7 @@ def get_gateway() -> Gateway:
     if _gateway is None:
         try:
             _gateway = Gateway.from_settings(get_settings())
-        except (ValueError, OSError) as exc:  # ConfigError is a ValueError
+        except (ConfigError, OSError) as exc:
             log.error("gateway configuration rejected: %s", exc)
             raise GatewayError(
                 500,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.errors import ConfigError
+
 DEFAULT_REGISTRY_PATH = ".tollgate/systems.json"
 DEFAULT_SIMULATOR_URL = "http://127.0.0.1:7072"
 
@@ -129,9 +131,9 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"setting {name} must be a number") from None
+        raise ConfigError(f"setting {name} must be a number") from None
     if value < 0:
-        raise ValueError(f"setting {name} must not be negative")
+        raise ConfigError(f"setting {name} must not be negative")
     return value
 
 
@@ -139,7 +141,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     """One of `choices`; the first is the default."""
     raw = env.get(name, "").strip().lower() or choices[0]
     if raw not in choices:
-        raise ValueError(f"setting {name} must be one of {', '.join(choices)}")
+        raise ConfigError(f"setting {name} must be one of {', '.join(choices)}")
     return raw
 
 
@@ -151,7 +153,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"setting {name} must be true or false")
+    raise ConfigError(f"setting {name} must be true or false")
 
 
 DEFAULT_PROBE_SCHEDULE = "0 */15 * * * *"

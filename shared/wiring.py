@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.auth.entra import EntraValidator, entra_jwks_url
 from shared.auth.jwks import JwksCache
 from shared.auth.secrets import build_credential
+from shared.errors import ConfigError
 from shared.limits.limiter import Limiter
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
 from shared.settings import Settings
 from shared.upstream.balancer import Balancer
-from shared.upstream.config import ConfigError
 from shared.upstream.health import HealthStore, MemoryHealthStore
 
 if TYPE_CHECKING:

@@ -22,6 +22,7 @@ import jwt
 from jwt import exceptions as jwt_errors
 
 from shared.auth.jwks import JwksCache
+from shared.errors import ConfigError
 
 ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_LEEWAY_SECONDS = 60.0
@@ -90,7 +91,7 @@ class EntraValidator:
         self.tenant_id = _tenant(tenant_id)
         self.audiences = tuple(dict.fromkeys(a for a in audiences if a))
         if not self.audiences:
-            raise ValueError("at least one accepted audience is required")
+            raise ConfigError("at least one accepted audience is required")
         self.v1_issuer, self.v2_issuer = entra_issuers(self.tenant_id)
         self._jwks = jwks
         self._leeway = leeway_seconds
@@ -199,7 +200,7 @@ def _tenant(tenant_id: str) -> str:
     try:
         return str(uuid.UUID(tenant_id))
     except (ValueError, TypeError, AttributeError):
-        raise ValueError("the Entra tenant id must be a GUID") from None
+        raise ConfigError("the Entra tenant id must be a GUID") from None
 
 
 def _is_number(value: object) -> bool:

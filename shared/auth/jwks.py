@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import PyJWTError
 
+from shared.errors import ConfigError
+
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_MIN_REFETCH_SECONDS = 60.0
 DEFAULT_FAILURE_RETRY_SECONDS = 5.0
@@ -189,13 +191,13 @@ def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
 
 
 def _check_url(url: str, allow_local_http: bool) -> bool:
-    """True for https; raises ValueError for anything else but permitted local http."""
+    """True for https; raises ConfigError for anything else but permitted local http."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return True
     if parts.scheme == "http" and allow_local_http and parts.hostname in LOCAL_HOSTS:
         return False
-    raise ValueError(f"JWKS URL must be https: {url!r}")
+    raise ConfigError(f"JWKS URL must be https: {url!r}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from shared.errors import ConfigError
+
 LIMIT_FIELDS = ("rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month")
 
 
-class LimitsError(ValueError):
+class LimitsError(ConfigError):
     pass
 
 

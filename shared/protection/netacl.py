@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from shared.errors import ConfigError
+
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 
@@ -60,7 +62,7 @@ def parse_networks(entries: str | Iterable[str], what: str) -> tuple[Network, ..
         try:
             network = ip_network(entry)
         except ValueError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"{what}: {entry!r} is not an IPv4 or IPv6 address or CIDR range ({exc})"
             ) from None
         if network.version == 6 and network.prefixlen >= 96:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared.errors import ConfigError
 from shared.protection import pii_detectors
 from shared.protection.pii_detectors import (
     BUILTIN_KINDS,
@@ -41,7 +42,7 @@ _CUSTOM = "custom"
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{0,39}", re.ASCII)
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """A redaction policy that cannot be used (unknown mode or kind, bad pattern)."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.auth import keys
 from shared.auth.entra import EntraMapping
+from shared.errors import ConfigError
 from shared.limits.config import (
     NO_LIMITS,
     Limits,
@@ -25,7 +26,7 @@ ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class RegistryError(ValueError):
+class RegistryError(ConfigError):
     """The registry document is malformed, or an edit to it is invalid."""
 
 

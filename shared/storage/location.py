@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.auth.secrets import build_credential
+from shared.errors import ConfigError
 
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's naming rule
 
@@ -43,7 +44,7 @@ def parse_location(location: str, connection_string: str | None) -> BlobLocation
         account_url = f"https://{parts.netloc}/{account_path}".rstrip("/")
         container, *rest = segments[account_segments:] or [""]
         if not container:
-            raise ValueError(f"{location}: no container in the URL")
+            raise ConfigError(f"{location}: no container in the URL")
         return BlobLocation(container, "/".join(rest), account_url=account_url)
     container, _, path = location.partition("/")
     if connection_string and _CONTAINER.match(container):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.errors import ConfigError
 from shared.routes import Operation
 from shared.settings import Settings
 
@@ -24,10 +25,6 @@ SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not
 
 _AZURE_PATHS = {Operation.CHAT: "chat/completions", Operation.EMBEDDINGS: "embeddings"}
 _OPENAI_PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
-
-
-class ConfigError(ValueError):
-    """The gateway configuration is invalid; raised at start-up, never per request."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.errors import ConfigError
 from shared.storage.append import record_writer
 from shared.usage.sink import Line, UsageSink, hour_blob
 
@@ -32,7 +33,7 @@ def parse_content_logging(spec: Any, where: str) -> ContentLogging | None:
         return None
     days = spec.get("retention_days") if isinstance(spec, dict) else None
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_RETENTION_DAYS:
-        raise ValueError(f"{where}: content_logging.retention_days is 1-{MAX_RETENTION_DAYS}")
+        raise ConfigError(f"{where}: content_logging.retention_days is 1-{MAX_RETENTION_DAYS}")
     return ContentLogging(days)
 
 
