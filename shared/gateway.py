@@ -117,7 +117,7 @@ class Gateway:
 def redis_from(settings: Settings) -> Redis | None:
     if not settings.redis_url:
         return None
-    from shared.limits.store_redis import redis_client  # redis-py (~20 MB) only when configured
+    from shared.storage.redis_client import redis_client  # redis-py (~20 MB) only when configured
 
     return redis_client(settings.redis_url, **_redis_auth(settings))
 

@@ -13,7 +13,8 @@ from shared.limits.config import Limits, Scope
 from shared.limits.plan import WINDOW_MS, Plan, plan_for
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
-from shared.limits.store_redis import RedisLimitStore, redis_client
+from shared.limits.store_redis import RedisLimitStore
+from shared.storage.redis_client import redis_client
 
 T0 = 1_790_000_000_000  # a fixed "now" in ms; the scripts use it when it is not 0
 REDIS_URL = "redis://127.0.0.1:6379/0"

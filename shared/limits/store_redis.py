@@ -11,9 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.limits.plan import WINDOW_MS, Plan
@@ -22,23 +20,6 @@ from shared.limits.store import Admission, CheckState, StoreUnavailable
 _LUA = Path(__file__).with_name("lua")
 ADMIT = (_LUA / "admit.lua").read_text(encoding="utf-8")
 SETTLE = (_LUA / "settle.lua").read_text(encoding="utf-8")
-
-
-def redis_client(
-    url: str, timeout_seconds: float = 0.5, pool_size: int = 64, **options: Any
-) -> Redis:
-    """A client that fails fast (the outage policy then decides) and queues for a connection
-    rather than opening one per concurrent request."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=pool_size,
-        timeout=timeout_seconds,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        health_check_interval=30,
-        **options,
-    )
-    return Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
 
 
 class RedisLimitStore:
