@@ -1,10 +1,14 @@
 """Azure Functions (Python v2) entry point: binds Tollgate's routes and timer to shared/.
 
 Every HTTP function is async on the HTTP streaming extension's types, so responses
-can stream. Routes are anonymous at the Functions level: callers authenticate with
-gateway keys, which shared/ checks on every route but /healthz. The latency probe
+can stream. Each takes its name, route template and methods from the route table
+(shared/routes.py). Routes are anonymous at the Functions level: callers authenticate
+with gateway keys, which shared/ checks on every route but /healthz. The latency probe
 runs on a timer (TOLLGATE_PROBE_SCHEDULE, NCRONTAB).
 """
+
+from collections.abc import Callable
+from typing import Any
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
@@ -12,86 +16,82 @@ from azurefunctions.extensions.http.fastapi import Request, Response
 from shared import routes
 from shared.http import handlers
 from shared.probe import run as probe
-from shared.routes import Operation, Style
 from shared.settings import ProbeSettings
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
-@app.function_name("gateway_chat_completions")
-@app.route(route=routes.GATEWAY_CHAT, methods=["POST"])
+def http_function(route: routes.Route) -> Callable[[Any], Any]:
+    """Register the decorated function as `route`: its name, template and methods."""
+
+    def register(function: Any) -> Any:
+        bound = app.route(route=route.template, methods=list(route.methods))(function)
+        return app.function_name(route.name)(bound)
+
+    return register
+
+
+@http_function(routes.GATEWAY_CHAT)
 async def gateway_chat_completions(req: Request) -> Response:
-    return await handlers.completions(req, Style.GATEWAY, Operation.CHAT)
+    return await handlers.completions(req, routes.GATEWAY_CHAT)
 
 
-@app.function_name("gateway_embeddings")
-@app.route(route=routes.GATEWAY_EMBEDDINGS, methods=["POST"])
+@http_function(routes.GATEWAY_EMBEDDINGS)
 async def gateway_embeddings(req: Request) -> Response:
-    return await handlers.completions(req, Style.GATEWAY, Operation.EMBEDDINGS)
+    return await handlers.completions(req, routes.GATEWAY_EMBEDDINGS)
 
 
-@app.function_name("azure_chat_completions")
-@app.route(route=routes.AZURE_CHAT, methods=["POST"])
+@http_function(routes.AZURE_CHAT)
 async def azure_chat_completions(req: Request) -> Response:
-    return await handlers.completions(req, Style.AZURE, Operation.CHAT)
+    return await handlers.completions(req, routes.AZURE_CHAT)
 
 
-@app.function_name("azure_embeddings")
-@app.route(route=routes.AZURE_EMBEDDINGS, methods=["POST"])
+@http_function(routes.AZURE_EMBEDDINGS)
 async def azure_embeddings(req: Request) -> Response:
-    return await handlers.completions(req, Style.AZURE, Operation.EMBEDDINGS)
+    return await handlers.completions(req, routes.AZURE_EMBEDDINGS)
 
 
-@app.function_name("azure_models")
-@app.route(route=routes.AZURE_MODELS, methods=["GET"])
+@http_function(routes.AZURE_MODELS)
 async def azure_models(req: Request) -> Response:
-    return await handlers.list_models(req, Style.AZURE)
+    return await handlers.list_models(req, routes.AZURE_MODELS)
 
 
-@app.function_name("openai_chat_completions")
-@app.route(route=routes.OPENAI_CHAT, methods=["POST"])
+@http_function(routes.OPENAI_CHAT)
 async def openai_chat_completions(req: Request) -> Response:
-    return await handlers.completions(req, Style.OPENAI, Operation.CHAT)
+    return await handlers.completions(req, routes.OPENAI_CHAT)
 
 
-@app.function_name("openai_embeddings")
-@app.route(route=routes.OPENAI_EMBEDDINGS, methods=["POST"])
+@http_function(routes.OPENAI_EMBEDDINGS)
 async def openai_embeddings(req: Request) -> Response:
-    return await handlers.completions(req, Style.OPENAI, Operation.EMBEDDINGS)
+    return await handlers.completions(req, routes.OPENAI_EMBEDDINGS)
 
 
-@app.function_name("openai_models")
-@app.route(route=routes.OPENAI_MODELS, methods=["GET"])
+@http_function(routes.OPENAI_MODELS)
 async def openai_models(req: Request) -> Response:
-    return await handlers.list_models(req, Style.OPENAI)
+    return await handlers.list_models(req, routes.OPENAI_MODELS)
 
 
-@app.function_name("azure_v1_chat_completions")
-@app.route(route=routes.AZURE_V1_CHAT, methods=["POST"])
+@http_function(routes.AZURE_V1_CHAT)
 async def azure_v1_chat_completions(req: Request) -> Response:
-    return await handlers.completions(req, Style.OPENAI, Operation.CHAT)
+    return await handlers.completions(req, routes.AZURE_V1_CHAT)
 
 
-@app.function_name("azure_v1_embeddings")
-@app.route(route=routes.AZURE_V1_EMBEDDINGS, methods=["POST"])
+@http_function(routes.AZURE_V1_EMBEDDINGS)
 async def azure_v1_embeddings(req: Request) -> Response:
-    return await handlers.completions(req, Style.OPENAI, Operation.EMBEDDINGS)
+    return await handlers.completions(req, routes.AZURE_V1_EMBEDDINGS)
 
 
-@app.function_name("azure_v1_models")
-@app.route(route=routes.AZURE_V1_MODELS, methods=["GET"])
+@http_function(routes.AZURE_V1_MODELS)
 async def azure_v1_models(req: Request) -> Response:
-    return await handlers.list_models(req, Style.OPENAI)
+    return await handlers.list_models(req, routes.AZURE_V1_MODELS)
 
 
-@app.function_name("healthz")
-@app.route(route=routes.HEALTH, methods=["GET"])
+@http_function(routes.HEALTH)
 async def healthz(req: Request) -> Response:
     return await handlers.health(req)
 
 
-@app.function_name("fallback")
-@app.route(route=routes.FALLBACK, methods=list(routes.ALL_METHODS))
+@http_function(routes.FALLBACK)
 async def fallback(req: Request) -> Response:
     return await handlers.fallback(req)
 

@@ -1,12 +1,14 @@
-"""The gateway's public routes, as Azure Functions route templates (no '/api' prefix).
+"""The gateway's public routes: one table of name, template, methods, style and operation.
 
-function_app.py binds each to its handler; the fallback route uses the same table
-to tell an unknown path (404) from a wrong method (405).
+Templates are Azure Functions route templates (no '/api' prefix). function_app.py registers
+each route from this table; the fallback route uses it to tell an unknown path (404) from a
+wrong method (405).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -25,35 +27,64 @@ class Operation(StrEnum):
     EMBEDDINGS = "embeddings"
 
 
-GATEWAY_CHAT = "gateway/chat/completions/{model}"
-GATEWAY_EMBEDDINGS = "gateway/embeddings/{model}"
-AZURE_CHAT = "openai/deployments/{deployment}/chat/completions"
-AZURE_EMBEDDINGS = "openai/deployments/{deployment}/embeddings"
-AZURE_MODELS = "openai/models"
-OPENAI_CHAT = "v1/chat/completions"
-OPENAI_EMBEDDINGS = "v1/embeddings"
-OPENAI_MODELS = "v1/models"
-AZURE_V1_CHAT = "openai/v1/chat/completions"
-AZURE_V1_EMBEDDINGS = "openai/v1/embeddings"
-AZURE_V1_MODELS = "openai/v1/models"
-HEALTH = "healthz"
-FALLBACK = "{*path}"
+@dataclass(frozen=True)
+class Route:
+    name: str  # the function's name
+    template: str
+    methods: tuple[str, ...]
+    style: Style | None = None  # None: the route names no model
+    operation: Operation | None = None  # None: no model call (a model list, health)
 
-METHODS: dict[str, tuple[str, ...]] = {
-    GATEWAY_CHAT: ("POST",),
-    GATEWAY_EMBEDDINGS: ("POST",),
-    AZURE_CHAT: ("POST",),
-    AZURE_EMBEDDINGS: ("POST",),
-    AZURE_MODELS: ("GET",),
-    OPENAI_CHAT: ("POST",),
-    OPENAI_EMBEDDINGS: ("POST",),
-    OPENAI_MODELS: ("GET",),
-    AZURE_V1_CHAT: ("POST",),
-    AZURE_V1_EMBEDDINGS: ("POST",),
-    AZURE_V1_MODELS: ("GET",),
-    HEALTH: ("GET",),
-}
+
+POST, GET = ("POST",), ("GET",)
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+CHAT, EMBEDDINGS = Operation.CHAT, Operation.EMBEDDINGS
+
+GATEWAY_CHAT = Route(
+    "gateway_chat_completions", "gateway/chat/completions/{model}", POST, Style.GATEWAY, CHAT
+)
+GATEWAY_EMBEDDINGS = Route(
+    "gateway_embeddings", "gateway/embeddings/{model}", POST, Style.GATEWAY, EMBEDDINGS
+)
+AZURE_CHAT = Route(
+    "azure_chat_completions",
+    "openai/deployments/{deployment}/chat/completions",
+    POST,
+    Style.AZURE,
+    CHAT,
+)
+AZURE_EMBEDDINGS = Route(
+    "azure_embeddings", "openai/deployments/{deployment}/embeddings", POST, Style.AZURE, EMBEDDINGS
+)
+AZURE_MODELS = Route("azure_models", "openai/models", GET, Style.AZURE)
+OPENAI_CHAT = Route("openai_chat_completions", "v1/chat/completions", POST, Style.OPENAI, CHAT)
+OPENAI_EMBEDDINGS = Route("openai_embeddings", "v1/embeddings", POST, Style.OPENAI, EMBEDDINGS)
+OPENAI_MODELS = Route("openai_models", "v1/models", GET, Style.OPENAI)
+AZURE_V1_CHAT = Route(
+    "azure_v1_chat_completions", "openai/v1/chat/completions", POST, Style.OPENAI, CHAT
+)
+AZURE_V1_EMBEDDINGS = Route(
+    "azure_v1_embeddings", "openai/v1/embeddings", POST, Style.OPENAI, EMBEDDINGS
+)
+AZURE_V1_MODELS = Route("azure_v1_models", "openai/v1/models", GET, Style.OPENAI)
+HEALTH = Route("healthz", "healthz", GET)
+FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
+
+ROUTES: tuple[Route, ...] = (
+    GATEWAY_CHAT,
+    GATEWAY_EMBEDDINGS,
+    AZURE_CHAT,
+    AZURE_EMBEDDINGS,
+    AZURE_MODELS,
+    OPENAI_CHAT,
+    OPENAI_EMBEDDINGS,
+    OPENAI_MODELS,
+    AZURE_V1_CHAT,
+    AZURE_V1_EMBEDDINGS,
+    AZURE_V1_MODELS,
+    HEALTH,
+    FALLBACK,
+)
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -61,7 +92,7 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^/{regex}/?$")
 
 
-_PATTERNS = [(_pattern(t), methods) for t, methods in METHODS.items()]
+_PATTERNS = [(_pattern(r.template), r.methods) for r in ROUTES if r is not FALLBACK]
 
 
 def allowed_methods(path: str) -> tuple[str, ...] | None:

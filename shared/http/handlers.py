@@ -17,7 +17,7 @@ from shared.http.inbound import checked_model_name, read_json_body, request_id_o
 from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
 from shared.registry.systems import Caller
-from shared.routes import Operation, Style, allowed_methods
+from shared.routes import Operation, Route, Style, allowed_methods
 from shared.upstream.config import PublicModel
 from shared.usage.account import Account, estimate
 from shared.usage.content import ContentCapture
@@ -25,8 +25,11 @@ from shared.usage.content import ContentCapture
 log = logging.getLogger("tollgate.access")
 
 
-async def completions(request: Request, style: Style, operation: Operation) -> Response:
+async def completions(request: Request, route: Route) -> Response:
     """Chat completions and embeddings, in any of the three route styles."""
+    style, operation = route.style, route.operation
+    if style is None or operation is None:
+        raise TypeError(f"route {route.name} is not a model call")
     request_id = request_id_of(request)
     try:
         gateway = get_gateway()
@@ -62,7 +65,10 @@ async def completions(request: Request, style: Style, operation: Operation) -> R
     return response
 
 
-async def list_models(request: Request, style: Style) -> Response:
+async def list_models(request: Request, route: Route) -> Response:
+    style = route.style
+    if style is None:
+        raise TypeError(f"route {route.name} names no style")
     request_id = request_id_of(request)
     try:
         gateway = get_gateway()
