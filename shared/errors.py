@@ -70,5 +70,12 @@ def not_found(message: str, code: str) -> GatewayError:
     return GatewayError(404, message, type="not_found_error", code=code)
 
 
+def server_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> GatewayError:
+    """The gateway cannot serve the request (500) or cannot now (503: say when to retry)."""
+    return GatewayError(status, message, type="server_error", code=code, headers=headers)
+
+
 def upstream_failure(status: int, message: str, code: str) -> GatewayError:
     return GatewayError(status, message, type="upstream_error", code=code)

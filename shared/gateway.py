@@ -16,7 +16,7 @@ from shared.auth.entra import EntraValidator, entra_jwks_url
 from shared.auth.jwks import JwksCache
 from shared.auth.secret_cache import CachedSecrets
 from shared.auth.secrets import build_credential, secret_provider_from
-from shared.errors import ConfigError, GatewayError
+from shared.errors import ConfigError, GatewayError, server_error
 from shared.limits.limiter import Limiter
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
@@ -180,12 +180,8 @@ def get_gateway() -> Gateway:
             _gateway = Gateway.from_settings(get_settings())
         except (ConfigError, OSError) as exc:
             log.error("gateway configuration rejected: %s", exc)
-            raise GatewayError(
-                500,
-                "The gateway is misconfigured.",
-                type="server_error",
-                code="gateway_misconfigured",
-            ) from exc
+            message = "The gateway is misconfigured."
+            raise server_error(500, message, "gateway_misconfigured") from exc
         logging.getLogger("tollgate").setLevel(_gateway.settings.log_level)
     return _gateway
 

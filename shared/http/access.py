@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from shared.auth.entra import EntraValidator, TokenRejected, system_for
 from shared.auth.jwks import JwksUnavailable
-from shared.errors import GatewayError, bad_request, forbidden, not_found, unauthorized
+from shared.errors import bad_request, forbidden, not_found, server_error, unauthorized
 from shared.http.inbound import presented_key
 from shared.protection.netacl import AllowList
 from shared.registry.cache import RegistryCache
@@ -76,9 +76,8 @@ async def _entra_caller(token: str, entra: EntraValidator, registry: Registry) -
     except TokenRejected as exc:
         raise unauthorized(f"Entra ID token rejected: {exc.reason}.", "invalid_token") from None
     except JwksUnavailable:
-        raise GatewayError(503, "Entra ID signing keys are unavailable; retry shortly.",
-                           type="server_error", code="identity_unavailable",
-                           headers={"retry-after": "5"}) from None  # fmt: skip
+        message = "Entra ID signing keys are unavailable; retry shortly."
+        raise server_error(503, message, "identity_unavailable", {"retry-after": "5"}) from None
     system_id = system_for(claims, registry.entra)
     caller = registry.caller_for_app(system_id, claims.app_id) if system_id else None
     if caller is None:

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import GatewayError, bad_request, not_found
+from shared.errors import GatewayError, bad_request, not_found, server_error
 from shared.gateway import Gateway, get_gateway
 from shared.http.access import allowed_models, authenticate, check_network, resolve_model
 from shared.http.inbound import checked_model_name, read_json_body, request_id_of
@@ -30,12 +30,11 @@ async def completions(request: Request, route: Route) -> Response:
     style, operation = route.style, route.operation
     if style is None or operation is None:
         raise TypeError(f"route {route.name} is not a model call")
-    request_id = request_id_of(request)
-    try:
-        gateway = get_gateway()
-    except GatewayError as exc:
-        return exc.to_response({"x-request-id": request_id})
-    account = gateway.account(request_id, style.value, operation.value, _client(request, gateway))
+    begun = _begin(request, style.value, operation.value)
+    if isinstance(begun, Response):
+        return begun
+    gateway, account = begun
+    request_id = account.request_id
     try:
         caller = await _caller(request, gateway, account)
         body = await read_json_body(request, gateway.settings.max_body_bytes)
@@ -56,7 +55,7 @@ async def completions(request: Request, route: Route) -> Response:
         where = " < ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__))
         log.error("request_id=%s unhandled %s at %s", request_id, type(exc).__name__, where)
         account.close_error(500, "internal_error")
-        error = GatewayError(500, "The gateway failed.", type="server_error", code="internal_error")
+        error = server_error(500, "The gateway failed.", "internal_error")
         response = error.to_response({"x-request-id": request_id})
     except BaseException:
         account.close_error(499, "cancelled")
@@ -69,12 +68,11 @@ async def list_models(request: Request, route: Route) -> Response:
     style = route.style
     if style is None:
         raise TypeError(f"route {route.name} names no style")
-    request_id = request_id_of(request)
-    try:
-        gateway = get_gateway()
-    except GatewayError as exc:
-        return exc.to_response({"x-request-id": request_id})
-    account = gateway.account(request_id, style.value, "models", _client(request, gateway))
+    begun = _begin(request, style.value, "models")
+    if isinstance(begun, Response):
+        return begun
+    gateway, account = begun
+    request_id = account.request_id
     try:
         caller = await _caller(request, gateway, account)
     except GatewayError as exc:
@@ -147,6 +145,16 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
         kinds = ", ".join(findings.kinds)
         raise bad_request(f"The request contains personal data ({kinds}); remove it and retry.",
                           code="pii_detected")  # fmt: skip
+
+
+def _begin(request: Request, route: str, operation: str) -> tuple[Gateway, Account] | Response:
+    """The gateway and the request's account, or the answer when the gateway cannot start."""
+    request_id = request_id_of(request)
+    try:
+        gateway = get_gateway()
+    except GatewayError as exc:
+        return exc.to_response({"x-request-id": request_id})
+    return gateway, gateway.account(request_id, route, operation, _client(request, gateway))
 
 
 def _client(request: Request, gateway: Gateway) -> str:

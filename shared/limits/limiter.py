@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from shared.errors import GatewayError
+from shared.errors import GatewayError, server_error
 from shared.limits.config import Scope
 from shared.limits.plan import Check, Plan, plan_for
 from shared.limits.store import Admission, CheckState, LimitStore, StoreUnavailable
@@ -89,13 +89,9 @@ class Limiter:
         except StoreUnavailable as exc:
             self._log_outage(exc)
             if not self._fail_open or self._local is None:
-                raise GatewayError(
-                    503,
-                    "Rate limits cannot be checked right now; try again shortly.",
-                    type="server_error",
-                    code="limits_unavailable",
-                    headers={"retry-after": "1"},
-                ) from None
+                message = "Rate limits cannot be checked right now; try again shortly."
+                headers = {"retry-after": "1"}
+                raise server_error(503, message, "limits_unavailable", headers) from None
             return self._local, await self._local.admit(plan, rid, estimate, now_ms)
 
     async def _settle(self, reservation: Reservation, actual_tokens: int) -> None:

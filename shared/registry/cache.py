@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from shared.errors import GatewayError
+from shared.errors import server_error
 from shared.registry.store import RegistryStore
 from shared.registry.systems import Registry, RegistryError
 
@@ -44,12 +44,7 @@ class RegistryCache:
             self._inflight = asyncio.create_task(self._load())
             self._inflight.add_done_callback(self._clear_inflight)
         if self._registry is None:
-            raise GatewayError(
-                503,
-                "The systems registry is unavailable.",
-                type="server_error",
-                code="registry_unavailable",
-            )
+            raise server_error(503, "The systems registry is unavailable.", "registry_unavailable")
         return self._registry
 
     async def aclose(self) -> None:

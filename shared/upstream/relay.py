@@ -15,7 +15,7 @@ import aiohttp
 from starlette.responses import Response
 
 from shared.auth.secret_cache import CachedSecrets
-from shared.errors import GatewayError
+from shared.errors import GatewayError, server_error
 from shared.upstream.balancer import Balancer
 from shared.upstream.call import call_upstream, transport_error
 from shared.upstream.client import UpstreamClient
@@ -168,13 +168,11 @@ class Dispatcher:
             account.close_body(last.status_code, bytes(last.body))
             return last
         wait_ms = self.balancer.retry_after_ms(model.pool)
-        raise GatewayError(
-            503,
-            f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s.",
-            type="server_error",
-            code="upstreams_unavailable",
-            headers={"retry-after": str(-(-wait_ms // 1000)), "retry-after-ms": str(wait_ms)},
+        message = (
+            f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s."
         )
+        headers = {"retry-after": str(-(-wait_ms // 1000)), "retry-after-ms": str(wait_ms)}
+        raise server_error(503, message, "upstreams_unavailable", headers)
 
 
 async def _answer(
