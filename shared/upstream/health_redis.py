@@ -5,6 +5,7 @@ One hash per deployment (`tg:h:{name}`), each change one small script on that ke
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,32 +14,10 @@ from redis.exceptions import RedisError
 from shared.upstream.health import HEALTHY, Health
 
 _FIELDS = ("cool", "open", "trial", "failures")
-
-_CLAIM = """
-if tonumber(redis.call('HGET', KEYS[1], 'trial') or '0') > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'trial', tonumber(ARGV[1]) + tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], 86400000)
-return 1
-"""
-_FAILURE = """
-local now, threshold, open_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-local opened = tonumber(redis.call('HGET', KEYS[1], 'open') or '0')
-if failures >= threshold or (opened > 0 and opened <= now) then
-  opened = now + open_ms
-  redis.call('HSET', KEYS[1], 'open', opened)
-end
-redis.call('HSET', KEYS[1], 'trial', 0)
-redis.call('PEXPIRE', KEYS[1], 86400000)
-return {tonumber(redis.call('HGET', KEYS[1], 'cool') or '0'), opened, 0, failures}
-"""
-_COOLDOWN = """
-if tonumber(redis.call('HGET', KEYS[1], 'cool') or '0') < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'cool', ARGV[1])
-end
-redis.call('PEXPIRE', KEYS[1], 86400000)
-return 1
-"""
+_LUA = Path(__file__).with_name("lua")
+_CLAIM = (_LUA / "trial_claim.lua").read_text(encoding="utf-8")
+_FAILURE = (_LUA / "failure.lua").read_text(encoding="utf-8")
+_COOLDOWN = (_LUA / "cooldown.lua").read_text(encoding="utf-8")
 
 
 def _key(name: str) -> str:
