@@ -19,7 +19,7 @@ from opentelemetry import metrics
 
 from shared.usage.record import UsageRecord
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tollgate.telemetry")
 
 METER_NAME = "tollgate"
 
