@@ -11,7 +11,6 @@ Run the command again after the hour to finish.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 from shared.registry.systems import SYSTEM_ID_PATTERN, RegistryError
 from shared.settings import Settings
 from shared.storage.append import MAX_APPEND
-from shared.storage.location import BlobLocation, container_client, parse_location
+from shared.storage.location import Container, parse_location
 
 STILL_WRITTEN = "still being written (current hour); run again after the hour"
 CHANGED = "changed while purging; run again"
@@ -97,17 +96,18 @@ async def purge_content(
         if root.is_dir():
             root.rmdir()
         return len(files)
-    container, credential = container_client(parsed, client_id)
+    handle = Container(parsed, client_id)
+    container = handle.client
     try:
         if not await container.exists():
             return 0
         count = 0
-        async for blob in container.list_blobs(name_starts_with=_prefix(parsed) + system + "/"):
+        async for blob in container.list_blobs(name_starts_with=handle.prefix + system + "/"):
             await container.delete_blob(blob.name)
             count += 1
         return count
     finally:
-        await _close(container, credential)
+        await handle.aclose()
 
 
 async def purge_usage(
@@ -129,11 +129,12 @@ async def purge_usage(
                 live = is_current_hour(name, now) and not include_current_hour
                 _purge_file(path, name, system, report, live)
         return
-    container, credential = container_client(parsed, client_id)
+    handle = Container(parsed, client_id)
+    container = handle.client
     try:
         if not await container.exists():
             return
-        prefix = _prefix(parsed)
+        prefix = handle.prefix
         async for blob in container.list_blobs(name_starts_with=prefix):
             if not blob.name.endswith(".jsonl"):
                 continue
@@ -141,7 +142,7 @@ async def purge_usage(
             live = is_current_hour(name, now) and not include_current_hour
             await _purge_blob(container, blob.name, name, system, report, live)
     finally:
-        await _close(container, credential)
+        await handle.aclose()
 
 
 def _purge_file(path: Path, name: str, system: str, report: PurgeReport, live: bool) -> None:
@@ -191,17 +192,6 @@ async def _purge_blob(
     for start in range(0, len(data), MAX_APPEND):
         await client.append_block(data[start : start + MAX_APPEND])
     report.usage_records_removed[name] = dropped
-
-
-def _prefix(location: BlobLocation) -> str:
-    return f"{location.path.strip('/')}/" if location.path.strip("/") else ""
-
-
-async def _close(container: Any, credential: Any) -> None:
-    await container.close()
-    if credential is not None:
-        with contextlib.suppress(Exception):
-            await credential.close()
 
 
 async def purge_system(

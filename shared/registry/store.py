@@ -20,7 +20,7 @@ from azure.core.exceptions import (
 )
 
 from shared.settings import Settings
-from shared.storage.location import blob_client, parse_location
+from shared.storage.location import Container, parse_location
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobClient
@@ -100,9 +100,9 @@ class FileStore:
 
 
 class BlobStore:
-    def __init__(self, blob: BlobClient, closers: tuple[Any, ...] = ()):
-        self.blob = blob
-        self._closers = closers
+    def __init__(self, container: Container):
+        self._container = container
+        self.blob: BlobClient = container.client.get_blob_client(container.location.path)
 
     def describe(self) -> str:
         return f"{self.blob.container_name}/{self.blob.blob_name}"
@@ -133,14 +133,11 @@ class BlobStore:
         return str(result["etag"])
 
     async def aclose(self) -> None:
-        await self.blob.close()
-        for closer in self._closers:
-            await closer.close()
+        await self._container.aclose()  # the blob's client shares the container's
 
 
 def store_from_settings(settings: Settings) -> FileStore | BlobStore:
     location = parse_location(settings.registry, settings.storage_connection_string)
     if isinstance(location, Path):
         return FileStore(location)
-    blob, credential = blob_client(location, settings.azure_client_id)
-    return BlobStore(blob, (credential,) if credential is not None else ())
+    return BlobStore(Container(location, settings.azure_client_id))

@@ -16,16 +16,13 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 from shared.probe.latency_csv import neutralise
 from shared.report.render import aligned
 from shared.report.stats import quantile
-from shared.storage.location import BlobLocation, container_client, parse_location
+from shared.storage.location import Container, parse_location
 from shared.usage.record import UsageRecord
-
-if TYPE_CHECKING:
-    from azure.storage.blob.aio import ContainerClient
 
 DIMENSIONS = ("system", "model", "day", "hour", "key", "deployment", "route", "status")
 DEFAULT_BY = ("system", "model", "day")
@@ -230,26 +227,18 @@ def _open_binary(name: str) -> IO[bytes]:
 class ContainerFiles:
     """The blobs of since..until under a container's prefix, read up to their listed size."""
 
-    def __init__(
-        self,
-        location: BlobLocation,
-        container: ContainerClient,
-        credential: Any,
-        since: date,
-        until: date,
-    ):
-        self._location, self._container, self._credential = location, container, credential
-        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
+    def __init__(self, container: Container, since: date, until: date):
+        self._container = container
         self._since, self._until = since, until
         self._sizes: dict[str, int] = {}
 
     def describe(self) -> str:
-        return self._location.describe()
+        return self._container.describe()
 
     async def names(self) -> list[str]:
         for day in days(self._since, self._until):
-            prefix = f"{self._prefix}{day:%Y/%m/%d}/"
-            async for blob in self._container.list_blobs(name_starts_with=prefix):
+            prefix = f"{self._container.prefix}{day:%Y/%m/%d}/"
+            async for blob in self._container.client.list_blobs(name_starts_with=prefix):
                 if blob.name.endswith(".jsonl"):
                     self._sizes[blob.name] = int(blob.size or 0)
         return sorted(self._sizes)
@@ -260,13 +249,12 @@ class ContainerFiles:
         size = self._sizes[name]
         for offset in range(0, size, CHUNK_BYTES):
             length = min(CHUNK_BYTES, size - offset)
-            download = await self._container.download_blob(name, offset=offset, length=length)
+            client = self._container.client
+            download = await client.download_blob(name, offset=offset, length=length)
             yield await download.readall()
 
     async def aclose(self) -> None:
-        await self._container.close()
-        if self._credential is not None:
-            await self._credential.close()
+        await self._container.aclose()
 
 
 def location_files(
@@ -281,8 +269,7 @@ def location_files(
     if isinstance(parsed, Path):
         folders = [parsed / f"{day:%Y/%m/%d}" for day in days(since, until)]
         return LocalFiles(folders, str(parsed), missing_ok=True)
-    container, credential = container_client(parsed, client_id, retry_total=3)
-    return ContainerFiles(parsed, container, credential, since, until)
+    return ContainerFiles(Container(parsed, client_id, retry_total=3), since, until)
 
 
 async def read_usage(files: RecordFiles, tally: Tally, concurrency: int = CONCURRENCY) -> None:

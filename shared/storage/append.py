@@ -7,15 +7,11 @@ that did land fails that condition, and the blob's length then shows it landed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from shared.storage.location import BlobLocation, container_client, parse_location
-
-if TYPE_CHECKING:
-    from azure.storage.blob.aio import ContainerClient
+from shared.storage.location import Container, parse_location
 
 MAX_APPEND = 4 * 1024 * 1024  # Azure's limit for one append block
 
@@ -55,19 +51,17 @@ class FolderWriter:
 
 
 class AppendBlobWriter:
-    def __init__(self, location: BlobLocation, container: ContainerClient, credential: Any):
-        self._location, self._container, self._credential = location, container, credential
-        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
+    def __init__(self, container: Container):
+        self._container = container
         self._sizes: dict[str, int] = {}  # blob -> its length as this writer knows it
-        self._container_ready = False
 
     def describe(self) -> str:
-        return self._location.describe()
+        return self._container.describe()
 
     async def append(self, name: str, data: bytes) -> None:
         from azure.core.exceptions import HttpResponseError
 
-        blob = self._container.get_blob_client(self._prefix + name)
+        blob = self._container.client.get_blob_client(self._container.prefix + name)
         if name not in self._sizes:
             self._sizes[name] = await self._open(blob)
         for start in range(0, len(data), MAX_APPEND):
@@ -87,12 +81,9 @@ class AppendBlobWriter:
     async def _open(self, blob: Any) -> int:
         """The blob's length, creating it (and its container) when missing. Each blob has one
         writer (the instance id is in its name), so nothing races the creation."""
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError
 
-        if not self._container_ready:
-            with contextlib.suppress(ResourceExistsError):
-                await self._container.create_container()
-            self._container_ready = True
+        await self._container.create()
         try:
             return int((await blob.get_blob_properties()).size)
         except ResourceNotFoundError:
@@ -100,9 +91,7 @@ class AppendBlobWriter:
             return 0
 
     async def aclose(self) -> None:
-        await self._container.close()
-        if self._credential is not None:
-            await self._credential.close()
+        await self._container.aclose()
 
 
 def record_writer(
@@ -111,5 +100,4 @@ def record_writer(
     parsed = parse_location(location, connection_string)
     if isinstance(parsed, Path):
         return FolderWriter(parsed)
-    container, credential = container_client(parsed, client_id, retry_total=0)
-    return AppendBlobWriter(parsed, container, credential)
+    return AppendBlobWriter(Container(parsed, client_id, retry_total=0))

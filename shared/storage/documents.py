@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from azure.core.exceptions import ResourceExistsError
-
-from shared.storage.location import BlobLocation, container_client, parse_location
-
-if TYPE_CHECKING:
-    from azure.storage.blob.aio import ContainerClient
+from shared.storage.location import Container, parse_location
 
 
 def run_blob_name(day: date, run_id: str) -> str:
@@ -74,30 +68,17 @@ class FolderResults:
 
 
 class ContainerResults:
-    def __init__(
-        self,
-        location: BlobLocation,
-        container: ContainerClient,
-        credential: Any,
-        suffix: str = ".csv",
-    ):
+    def __init__(self, container: Container, suffix: str = ".csv"):
         self.suffix = suffix
-        self._location = location
         self._container = container
-        self._credential = credential
-        self._prefix = f"{location.path.strip('/')}/" if location.path.strip("/") else ""
-        self._created = False
 
     def describe(self) -> str:
-        return self._location.describe()
+        return self._container.describe()
 
     async def put(self, name: str, text: str) -> None:
-        if not self._created:
-            with contextlib.suppress(ResourceExistsError):
-                await self._container.create_container()
-            self._created = True
-        await self._container.upload_blob(
-            self._prefix + name,
+        await self._container.create()
+        await self._container.client.upload_blob(
+            self._container.prefix + name,
             text.encode("utf-8"),
             overwrite=True,
             content_settings=_csv_content(),
@@ -106,19 +87,18 @@ class ContainerResults:
     async def names(self, since: date, until: date) -> list[str]:
         found: list[str] = []
         for prefix in day_prefixes(since, until):
-            async for blob in self._container.list_blobs(name_starts_with=self._prefix + prefix):
+            start = self._container.prefix + prefix
+            async for blob in self._container.client.list_blobs(name_starts_with=start):
                 if blob.name.endswith(self.suffix):
-                    found.append(blob.name[len(self._prefix) :])
+                    found.append(blob.name[len(self._container.prefix) :])
         return sorted(found)
 
     async def get(self, name: str) -> str:
-        stream = await self._container.download_blob(self._prefix + name)
+        stream = await self._container.client.download_blob(self._container.prefix + name)
         return (await stream.readall()).decode("utf-8")
 
     async def aclose(self) -> None:
-        await self._container.close()
-        if self._credential is not None:
-            await self._credential.close()
+        await self._container.aclose()
 
 
 def _csv_content() -> Any:
@@ -135,5 +115,4 @@ def results_store(
     if isinstance(parsed, Path):
         return FolderResults(parsed, suffix)
     # No retries inside the SDK: the probe's delivery retries (and spools) itself.
-    container, credential = container_client(parsed, client_id, retry_total=0)
-    return ContainerResults(parsed, container, credential, suffix)
+    return ContainerResults(Container(parsed, client_id, retry_total=0), suffix)

@@ -4,10 +4,14 @@ One rule for every store (registry, probe results, ...):
 - `https://<account>.blob.core.windows.net/<container>[/<path>]`: Azure, managed identity;
 - `<container>[/<path>]` when TOLLGATE_STORAGE_CONNECTION_STRING is set: that account (Azurite);
 - anything else (an absolute path, `./x`, `.tollgate/x`: no container name): a local path.
+
+A blob-backed store opens its location as a `Container`: client, credential and prefix in one
+handle, closed together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,7 @@ from shared.errors import ConfigError
 _CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")  # Azure's naming rule
 
 if TYPE_CHECKING:  # azure-storage-blob is ~40 MB: loaded only when a blob store is used
-    from azure.storage.blob.aio import BlobClient, ContainerClient
+    from azure.storage.blob.aio import ContainerClient
 
 
 @dataclass(frozen=True)
@@ -69,21 +73,34 @@ def container_client(
     return ContainerClient(url, name, credential=credential, **options), credential
 
 
-def blob_client(location: BlobLocation, client_id: str | None) -> tuple[BlobClient, Any]:
-    from azure.storage.blob.aio import BlobClient
-
-    if location.connection_string:
-        client = BlobClient.from_connection_string(
-            location.connection_string, container_name=location.container, blob_name=location.path
-        )
-        return client, None
-    credential = _credential(client_id)
-    assert location.account_url is not None
-    blob = BlobClient(
-        location.account_url, location.container, location.path, credential=credential
-    )
-    return blob, credential
-
-
 def _credential(client_id: str | None) -> Any:
     return build_credential(client_id)
+
+
+class Container:
+    """A blob container opened at a location: its client, the credential to close with it,
+    and the prefix under which the location's names live ("" for the whole container)."""
+
+    def __init__(self, location: BlobLocation, client_id: str | None, **options: Any) -> None:
+        self.location = location
+        self.client, self._credential = container_client(location, client_id, **options)
+        path = location.path.strip("/")
+        self.prefix = f"{path}/" if path else ""
+        self._created = False
+
+    def describe(self) -> str:
+        return self.location.describe()
+
+    async def create(self) -> None:
+        """Create the container if it is missing; asks the service once per handle."""
+        from azure.core.exceptions import ResourceExistsError
+
+        if not self._created:
+            with contextlib.suppress(ResourceExistsError):
+                await self.client.create_container()
+            self._created = True
+
+    async def aclose(self) -> None:
+        await self.client.close()
+        if self._credential is not None:
+            await self._credential.close()
