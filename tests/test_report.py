@@ -157,6 +157,16 @@ def test_summary_groups_percentiles_errors_and_overhead() -> None:
     assert len(summary.overheads) == 4
 
 
+def test_report_latency_is_the_first_spelling_as_a_subcommand(
+    sample_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "latency", str(sample_csv)]) == 0
+    spelled_out = capsys.readouterr().out
+    assert main(["report", str(sample_csv)]) == 0
+    assert capsys.readouterr().out == spelled_out
+    assert "1 file, 186 rows" in spelled_out
+
+
 def test_cli_prints_the_table(sample_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(sample_csv)]) == 0
     out = capsys.readouterr().out

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(report.with_kind(list(sys.argv[1:] if argv is None else argv)))
     try:
         result: int = args.handler(args)
     except (RegistryError, CommandError) as exc:

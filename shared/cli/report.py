@@ -1,6 +1,5 @@
-"""`tollgate report`: latency percentiles, gateway overhead and a chart from probe/bench CSVs.
-
-`tollgate report usage ...` is the usage report (shared/cli/usage_report.py).
+"""`tollgate report latency`: latency percentiles, gateway overhead and a chart from probe/bench
+CSVs; `tollgate report usage` (shared/cli/usage_report.py) is the other kind of report.
 """
 
 from __future__ import annotations
@@ -10,21 +9,20 @@ import asyncio
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from azure.core.exceptions import AzureError
 
 from shared.cli import usage_report as cli_usage_report
+from shared.cli.dates import add_dates, date_range
 from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, read_csv
 from shared.report.render import Provenance, render_html, render_png, render_text
 from shared.report.stats import Summary, summarise
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import ResultsStore, results_store
-
-DEFAULT_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -34,61 +32,56 @@ class Loaded:
     where: str  # the sources, for messages
 
 
+KINDS = ("latency", "usage")
+
+
 def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report",
-        help="latency percentiles, gateway overhead and a chart from probe/bench CSVs; "
-        "`report usage`: a bill per calling system from usage records",
+        help="latency: percentiles, overhead and a chart from probe/bench CSVs; "
+        "usage: a bill per calling system from usage records",
+        description="Reports on what the gateway wrote. `tollgate report SOURCE ...` (no kind) "
+        "is `tollgate report latency SOURCE ...`; a folder named like a kind: ./usage",
+    )
+    kinds = report.add_subparsers(dest="report", required=True, metavar="{latency,usage}")
+    latency = kinds.add_parser(
+        "latency",
+        help="latency percentiles, gateway overhead and a chart from probe/bench CSVs",
         description="Per model, path and stream mode: request count, error rate and p50/p90/p99 "
         "of total time and time to first byte; and the gateway's overhead over direct calls.",
     )
-    report.add_argument(
+    latency.add_argument(
         "sources",
         nargs="*",
         metavar="SOURCE",
         help="CSV files or folders of CSVs (searched recursively); "
         "default: the probe results location (TOLLGATE_PROBE_RESULTS)",
     )
-    report.add_argument(
-        "--from",
-        dest="since",
-        type=_date,
-        metavar="YYYY-MM-DD",
-        help="first day (UTC); default: 6 days before --to, or no limit with SOURCES",
-    )
-    report.add_argument(
-        "--to",
-        dest="until",
-        type=_date,
-        metavar="YYYY-MM-DD",
-        help="last day (UTC); default: today, or no limit with SOURCES",
-    )
-    report.add_argument(
+    add_dates(latency)
+    latency.add_argument(
         "--out", type=Path, metavar="DIR", help="also write report.png and report.html here"
     )
-    cli_usage_report.add_options(report)
-    report.set_defaults(handler=cmd_report)
+    for usage_only in ("--by", "--csv"):  # answered with a pointer to `report usage`
+        latency.add_argument(usage_only, help=argparse.SUPPRESS)
+    latency.set_defaults(handler=cmd_report)
+    cli_usage_report.add_command(kinds)
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+def with_kind(argv: list[str]) -> list[str]:
+    """`tollgate report [SOURCE ...]`, the first spelling, is `tollgate report latency ...`."""
+    if argv[:1] == ["report"] and argv[1:2] not in ([kind] for kind in (*KINDS, "-h", "--help")):
+        return ["report", "latency", *argv[1:]]
+    return argv
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    if cli_usage_report.usage_requested(args):
-        return cli_usage_report.cmd_usage(args)
-    since, until = args.since, args.until
-    if not args.sources:
-        until = until or datetime.now(UTC).date()
-        since = since or until - timedelta(days=DEFAULT_DAYS - 1)
-    if since and until and since > until:
-        raise CommandError(f"--from {since} is after --to {until}")
+    if args.by is not None or args.csv is not None:
+        raise CommandError("--by and --csv are options of `tollgate report usage`")
+    since, until = date_range(args.since, args.until, bool(args.sources))
     if args.sources:
         loaded = load_files([Path(s) for s in args.sources], since, until)
     else:
+        assert since is not None and until is not None  # date_range sets both without SOURCES
         loaded = asyncio.run(_load_probe_results(since, until))
     if not loaded.rows:
         where = f"{loaded.files} file(s) from {loaded.where}"

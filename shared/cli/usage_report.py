@@ -1,19 +1,17 @@
-"""`tollgate report usage`: a bill per calling system from the gateway's usage records.
-
-`tollgate report` parses the arguments (its first SOURCE is then the word `usage`) and hands
-them over here; the options below are added to its parser.
-"""
+"""`tollgate report usage`: a bill per calling system from the gateway's usage records."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from azure.core.exceptions import AzureError
 
+from shared.cli.dates import add_dates, date_range
 from shared.cli.errors import CommandError
 from shared.report.usage import (
     DEFAULT_BY,
@@ -30,33 +28,39 @@ from shared.report.usage import (
 )
 from shared.settings import Settings
 
-USAGE = "usage"  # the first SOURCE that asks for a usage report
-DEFAULT_DAYS = 7
-
 
 def usage_records_location() -> str:
     return Settings.from_env().usage_records
 
 
-def add_options(report: argparse.ArgumentParser) -> None:
-    """The options of `tollgate report usage`, on the `tollgate report` parser."""
-    group = report.add_argument_group(
-        "usage reports",
-        "tollgate report usage [SOURCE ...] [--from] [--to] [--by DIMS] [--csv FILE]: requests, "
-        "errors, tokens, cost and p50/p95 total time per group, from usage records (*.jsonl "
-        "files and folders; default: the usage records location, TOLLGATE_USAGE_RECORDS). "
-        "A folder named usage: ./usage",
+def add_command(kinds: Any) -> None:
+    """`tollgate report usage`, beside `tollgate report latency`."""
+    usage = kinds.add_parser(
+        "usage",
+        help="a bill per calling system from usage records",
+        description="Requests, errors, tokens, cost and p50/p95 total time per group, from "
+        "usage records.",
     )
-    group.add_argument(
+    usage.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="*.jsonl files or folders of them; default: the usage records location "
+        "(TOLLGATE_USAGE_RECORDS)",
+    )
+    add_dates(usage)
+    usage.add_argument(
         "--by",
         type=_by,
         metavar="DIMS",
         help=f"group by these, comma-separated: {','.join(DIMENSIONS)}; "
         f"default: {','.join(DEFAULT_BY)}",
     )
-    group.add_argument(
+    usage.add_argument(
         "--csv", type=Path, metavar="FILE", help="also write the rows to FILE as CSV"
     )
+    usage.add_argument("--out", help=argparse.SUPPRESS)  # answered: use --csv
+    usage.set_defaults(handler=cmd_usage)
 
 
 def _by(text: str) -> tuple[str, ...]:
@@ -66,20 +70,11 @@ def _by(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def usage_requested(args: argparse.Namespace) -> bool:
-    """True for `tollgate report usage ...`; CommandError for its options without `usage`."""
-    if args.sources[:1] == [USAGE]:
-        return True
-    if args.by is not None or args.csv is not None:
-        raise CommandError("--by and --csv are options of `tollgate report usage`")
-    return False
-
-
 def cmd_usage(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise CommandError("--out is for latency reports; use --csv FILE for usage")
-    sources = [Path(source) for source in args.sources[1:]]
-    since, until = _dates(args.since, args.until, bool(sources))
+    sources = [Path(source) for source in args.sources]
+    since, until = date_range(args.since, args.until, bool(sources))
     tally = Tally(args.by or DEFAULT_BY, since, until)
     where = asyncio.run(_read(tally, sources))
     _report_problems(tally)
@@ -100,18 +95,6 @@ def cmd_usage(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.csv}: cannot write it ({exc.strerror or exc})") from None
         print(f"\nWrote {args.csv}")
     return 0
-
-
-def _dates(
-    since: date | None, until: date | None, sources: bool
-) -> tuple[date | None, date | None]:
-    """As `tollgate report`: the last 7 days up to --to (or today); with SOURCES, no limit."""
-    if not sources:
-        until = until or datetime.now(UTC).date()
-        since = since or until - timedelta(days=DEFAULT_DAYS - 1)
-    if since and until and since > until:
-        raise CommandError(f"--from {since} is after --to {until}")
-    return since, until
 
 
 def _dates_text(since: date | None, until: date | None) -> str:
