@@ -28,8 +28,17 @@ def measure(seconds: float = 4.0) -> dict[str, dict[str, float]]:
         for client in ("aiohttp", "httpx"):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            args = [sys.executable, "-m", "uvicorn", "bench.minimal_proxy:app", "--port",
-                    str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+            args = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.minimal_proxy:app",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ]
             env = {"BENCH_CLIENT": client, "BENCH_UPSTREAM": simulator.url}
             proxy = start(client, args, env, f"{url}/", url, work / f"{client}.log")
             try:
@@ -37,9 +46,11 @@ def measure(seconds: float = 4.0) -> dict[str, dict[str, float]]:
                 for connections in (1, 64):
                     load: Load = run_wrk(wrk, target, BODY.encode(), connections, seconds)
                     figures[f"{client} c{connections}"] = {
-                        "rps": round(load.rps, 1), "p50_ms": load.p50_ms, "p99_ms": load.p99_ms,
+                        "rps": round(load.rps, 1),
+                        "p50_ms": load.p50_ms,
+                        "p99_ms": load.p99_ms,
                         "errors": load.error_count,
-                    }  # fmt: skip
+                    }
             finally:
                 proxy.stop()
     finally:

@@ -25,9 +25,13 @@ def test_every_change_is_audited_without_secrets(tmp_path: Path) -> None:
     listed = tollgate("audit", "--json", env=env)
     entries = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [e["action"] for e in entries] == [
-        "systems create", "systems limits", "keys create", "keys revoke", "systems update",
+        "systems create",
+        "systems limits",
+        "keys create",
+        "keys revoke",
+        "systems update",
         "systems delete",
-    ]  # fmt: skip
+    ]
     assert {e["actor"] for e in entries} == {"alice@contoso.example"}
     assert entries[0]["before"] is None and entries[-1]["after"] is None
     assert entries[1]["before"].get("limits") is None and entries[1]["after"]["limits"] == {

@@ -138,9 +138,13 @@ def test_body_over_the_limit_without_content_length(live: Live) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/chat/completions"), ("PUT", "/gateway/chat/completions/gpt-4o"),
-     ("POST", "/v1/models"), ("DELETE", "/healthz")],
-)  # fmt: skip
+    [
+        ("GET", "/v1/chat/completions"),
+        ("PUT", "/gateway/chat/completions/gpt-4o"),
+        ("POST", "/v1/models"),
+        ("DELETE", "/healthz"),
+    ],
+)
 def test_wrong_method(live: Live, method: str, path: str) -> None:
     response = requests.request(
         method, f"{live.url}{path}", headers={"api-key": live.seed_key}, timeout=30

@@ -50,8 +50,18 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     }
     for system in ("optin", "plain"):
         assert tollgate("systems", "create", system, "--models", "*", env=env).returncode == 0
-    update = tollgate("systems", "update", "optin", "--content-logging", "on",
-                      "--content-retention-days", "7", "--redaction", "mask", env=env)  # fmt: skip
+    update = tollgate(
+        "systems",
+        "update",
+        "optin",
+        "--content-logging",
+        "on",
+        "--content-retention-days",
+        "7",
+        "--redaction",
+        "mask",
+        env=env,
+    )
     assert update.returncode == 0, update.stderr
     assert json.loads(update.stdout)["content_logging"] == {"retention_days": 7}
     keys = {system: create_key(env, system) for system in ("optin", "plain")}

@@ -29,10 +29,17 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 def token(key: rsa.RSAPrivateKey, kid: str, **claims: Any) -> str:
     now = int(time.time())
     body = {
-        "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0", "aud": AUDIENCE, "tid": TENANT,
-        "azp": APP, "oid": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 600,
-        "roles": [], **claims,
-    }  # fmt: skip
+        "iss": f"https://login.microsoftonline.com/{TENANT}/v2.0",
+        "aud": AUDIENCE,
+        "tid": TENANT,
+        "azp": APP,
+        "oid": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "roles": [],
+        **claims,
+    }
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
 
 
@@ -55,8 +62,15 @@ async def rig(live: Live, tmp_path: Path) -> AsyncIterator[tuple[Service, rsa.RS
         "TOLLGATE_ALLOWED_NETWORKS": "203.0.113.0/24,2001:db8::/32",
     }
     assert tollgate("systems", "create", "claims", "--models", "*", env=env).returncode == 0
-    update = ["systems", "update", "claims", "--entra-app-ids", APP,
-              "--allowed-networks", "203.0.113.0/25,2001:db8::/48"]  # fmt: skip
+    update = [
+        "systems",
+        "update",
+        "claims",
+        "--entra-app-ids",
+        APP,
+        "--allowed-networks",
+        "203.0.113.0/25,2001:db8::/48",
+    ]
     assert tollgate(*update, env=env).returncode == 0
     gateway = start_gateway(env, tmp_path / "gateway.log")
     try:

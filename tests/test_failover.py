@@ -52,33 +52,47 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     work = tmp_path_factory.mktemp("failover")
     a, b = (start_simulator(SIM_KEY, work / f"sim-{n}.log") for n in "ab")
     dead = f"http://127.0.0.1:{free_port()}"
-    ups = dict([
-        upstream("a-cool", a.url, "gpt-4o"), upstream("b-cool", b.url, "gpt-4o"),
-        upstream("a-err", a.url, "gpt-4-turbo"), upstream("b-err", b.url, "gpt-4-turbo"),
-        upstream("a-mid", a.url, "gpt-35-turbo"), upstream("b-mid", b.url, "gpt-35-turbo"),
-        upstream("a-w", a.url, "gpt-35-turbo-16k"), upstream("b-w", b.url, "gpt-35-turbo-16k"),
-        upstream("a-brk", a.url, "gpt-35-turbo-0613"),
-        upstream("b-brk", b.url, "gpt-35-turbo-0613"),
-        upstream("dead", dead, "gpt-4o"), upstream("b-alt", b.url, "gpt-4o"),
-    ])  # fmt: skip
+    ups = dict(
+        [
+            upstream("a-cool", a.url, "gpt-4o"),
+            upstream("b-cool", b.url, "gpt-4o"),
+            upstream("a-err", a.url, "gpt-4-turbo"),
+            upstream("b-err", b.url, "gpt-4-turbo"),
+            upstream("a-mid", a.url, "gpt-35-turbo"),
+            upstream("b-mid", b.url, "gpt-35-turbo"),
+            upstream("a-w", a.url, "gpt-35-turbo-16k"),
+            upstream("b-w", b.url, "gpt-35-turbo-16k"),
+            upstream("a-brk", a.url, "gpt-35-turbo-0613"),
+            upstream("b-brk", b.url, "gpt-35-turbo-0613"),
+            upstream("dead", dead, "gpt-4o"),
+            upstream("b-alt", b.url, "gpt-4o"),
+        ]
+    )
 
     def pool(first: str, second: str, weights: tuple[int, int] | None = None) -> dict[str, Any]:
         if weights:
-            members = [{"upstream": f"{first}-{RUN}", "weight": weights[0]},
-                       {"upstream": f"{second}-{RUN}", "weight": weights[1]}]  # fmt: skip
+            members = [
+                {"upstream": f"{first}-{RUN}", "weight": weights[0]},
+                {"upstream": f"{second}-{RUN}", "weight": weights[1]},
+            ]
         else:
-            members = [{"upstream": f"{first}-{RUN}", "priority": 1},
-                       {"upstream": f"{second}-{RUN}", "priority": 2}]  # fmt: skip
+            members = [
+                {"upstream": f"{first}-{RUN}", "priority": 1},
+                {"upstream": f"{second}-{RUN}", "priority": 2},
+            ]
         return {"upstreams": members}
 
     config = {
         "upstreams": ups,
         "models": {
-            "cool": pool("a-cool", "b-cool"), "err": pool("a-err", "b-err"),
-            "mid": pool("a-mid", "b-mid"), "weighted": pool("a-w", "b-w", (2, 1)),
-            "breaker": pool("a-brk", "b-brk"), "dead-first": pool("dead", "b-alt"),
+            "cool": pool("a-cool", "b-cool"),
+            "err": pool("a-err", "b-err"),
+            "mid": pool("a-mid", "b-mid"),
+            "weighted": pool("a-w", "b-w", (2, 1)),
+            "breaker": pool("a-brk", "b-brk"),
+            "dead-first": pool("dead", "b-alt"),
         },
-    }  # fmt: skip
+    }
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
         "TOLLGATE_CONFIG_JSON": json.dumps(config),
@@ -136,9 +150,16 @@ def test_reset_mid_stream_is_not_retried(rig: Rig) -> None:
 
 
 def test_content_filter_400_passes_through_without_failover(rig: Rig) -> None:
-    body = {"error": {"message": "The response was filtered due to the prompt triggering Azure "
-                      "OpenAI's content management policy.", "type": None, "param": "prompt",
-                      "code": "content_filter", "status": 400}}  # fmt: skip
+    body = {
+        "error": {
+            "message": "The response was filtered due to the prompt triggering Azure "
+            "OpenAI's content management policy.",
+            "type": None,
+            "param": "prompt",
+            "code": "content_filter",
+            "status": 400,
+        }
+    }
     rig.fault(rig.a, deployment="gpt-4o", count=1, status=400, body=body)
     before_b = rig.seen(rig.b, "gpt-4o")
     response = rig.chat("cool")

@@ -100,8 +100,12 @@ async def test_daily_quota_reserves_settles_and_renews(store: LimitStore) -> Non
     assert not refused.admitted and refused.retry_after_ms == 3600 * 1000
     await store.settle(p, "a", -500)
     assert (await store.admit(p, "b", 200, T0)).admitted
-    tomorrow = plan_for(p.system_id, [Scope("s", Limits(tokens_per_day=1000))],
-                        datetime(2026, 11, 26, 0, 1, tzinfo=UTC), 30_000)  # fmt: skip
+    tomorrow = plan_for(
+        p.system_id,
+        [Scope("s", Limits(tokens_per_day=1000))],
+        datetime(2026, 11, 26, 0, 1, tzinfo=UTC),
+        30_000,
+    )
     assert (await store.admit(tomorrow, "c", 1000, T0)).admitted
 
 

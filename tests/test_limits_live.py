@@ -117,9 +117,12 @@ async def _usage_of_one_request(cluster: Cluster) -> int:
     """What the simulator reports for CHAT (it is deterministic)."""
     async with aiohttp.ClientSession() as session:
         status, _, body = await _post(
-            session, cluster.simulator.url, SIM_KEY,
-            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", CHAT,
-        )  # fmt: skip
+            session,
+            cluster.simulator.url,
+            SIM_KEY,
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+            CHAT,
+        )
     assert status == 200
     import json
 

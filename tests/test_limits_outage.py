@@ -45,8 +45,10 @@ def outage(
 
 def statuses(gateway: Service, key: str, n: int) -> list[int]:
     url = f"{gateway.url}/gateway/chat/completions/gpt-4o"
-    return [requests.post(url, headers={"api-key": key}, json=CHAT, timeout=30).status_code
-            for _ in range(n)]  # fmt: skip
+    return [
+        requests.post(url, headers={"api-key": key}, json=CHAT, timeout=30).status_code
+        for _ in range(n)
+    ]
 
 
 def test_policies_through_an_outage_and_back(
@@ -57,8 +59,12 @@ def test_policies_through_an_outage_and_back(
     assert statuses(fail_open, key, 3) + statuses(fail_closed, key, 3) == [200] * 5 + [429]
 
     private.stop()
-    down = requests.post(f"{fail_closed.url}/gateway/chat/completions/gpt-4o",
-                         headers={"api-key": key}, json=CHAT, timeout=30)  # fmt: skip
+    down = requests.post(
+        f"{fail_closed.url}/gateway/chat/completions/gpt-4o",
+        headers={"api-key": key},
+        json=CHAT,
+        timeout=30,
+    )
     assert down.status_code == 503 and down.json()["error"]["code"] == "limits_unavailable"
     assert down.headers["retry-after"] == "1"
     # Fail-open: admitted, but still limited by this instance's own count.

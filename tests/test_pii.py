@@ -24,41 +24,103 @@ from shared.protection.pii_detectors import (
 # The ID card letter order behind the codes 10..35 (I, O, W-Z were appended out of order).
 TW_ID_LETTER_ORDER = "ABCDEFGHJKLMNPQRSTUVXYWZIO"
 VALID_TW_IDS = [
-    "A123456789", "I123456781", "O223456784", "W135792469", "X286420976", "Y111111112",
-    "Z200000004", "A800000014", "B812345672", "F913579249", "I811111119",
-]  # fmt: skip
+    "A123456789",
+    "I123456781",
+    "O223456784",
+    "W135792469",
+    "X286420976",
+    "Y111111112",
+    "Z200000004",
+    "A800000014",
+    "B812345672",
+    "F913579249",
+    "I811111119",
+]
 # Well-known test numbers of the card schemes (Visa, Mastercard, Amex, Discover, JCB, Diners).
 VALID_CARDS = [
-    "4111111111111111", "4012888888881881", "4222222222222", "5555555555554444",
-    "2223003122003222", "378282246310005", "6011111111111117", "3530111333300000",
-    "30569309025904", "4111 1111 1111 1111", "4111-1111-1111-1111", "3782 822463 10005",
-    "6011 0009 9013 9424", "4111 1111 1111 1111 003",
-]  # fmt: skip
+    "4111111111111111",
+    "4012888888881881",
+    "4222222222222",
+    "5555555555554444",
+    "2223003122003222",
+    "378282246310005",
+    "6011111111111117",
+    "3530111333300000",
+    "30569309025904",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    "3782 822463 10005",
+    "6011 0009 9013 9424",
+    "4111 1111 1111 1111 003",
+]
 TW_PHONES = [
-    "0912-345-678", "0912345678", "0912 345 678", "0912-345678", "+886 912 345 678",
-    "+886-912-345-678", "+886912345678", "(02) 2345-6789", "(02)2345-6789", "02-2345-6789",
-    "02 2345 6789", "+886 2 2345 6789", "+886 (0)2 2345 6789", "03-123-4567", "(037) 123456",
-    "049-2345678", "0826-12345",
-]  # fmt: skip
+    "0912-345-678",
+    "0912345678",
+    "0912 345 678",
+    "0912-345678",
+    "+886 912 345 678",
+    "+886-912-345-678",
+    "+886912345678",
+    "(02) 2345-6789",
+    "(02)2345-6789",
+    "02-2345-6789",
+    "02 2345 6789",
+    "+886 2 2345 6789",
+    "+886 (0)2 2345 6789",
+    "03-123-4567",
+    "(037) 123456",
+    "049-2345678",
+    "0826-12345",
+]
 INTERNATIONAL_PHONES = [
-    "+1 415 555 2671", "+14155552671", "+1 (415) 555-2671", "+44 20 7946 0958",
-    "+81-3-1234-5678", "+852 2345 6789", "+65 6123 4567",
-]  # fmt: skip
+    "+1 415 555 2671",
+    "+14155552671",
+    "+1 (415) 555-2671",
+    "+44 20 7946 0958",
+    "+81-3-1234-5678",
+    "+852 2345 6789",
+    "+65 6123 4567",
+]
 EMAILS = [
-    "alice@example.com", "bob.smith+tag@mail.example.co.uk", "x_y%z@sub-domain.example.org",
-    "ming.wang@corp.com.tw", "UPPER@EXAMPLE.COM",
-]  # fmt: skip
+    "alice@example.com",
+    "bob.smith+tag@mail.example.co.uk",
+    "x_y%z@sub-domain.example.org",
+    "ming.wang@corp.com.tw",
+    "UPPER@EXAMPLE.COM",
+]
 NOT_PHONES = [
-    "2024-09-12", "09/12/2024", "2024/09/12 10:30", "08-12-2024", "05 12 2024",
-    "訂單編號 20240912001", "order #12345678", "SO20240912-0001", "INV-0223456789",
-    "ticket 0912345678901", "ORD0912345678", "at 09:12:34", "NT$1,234,567", "+12345",
-    "02-1234", "3.1415926535", "ISBN 978-986-123-456-7", "version 10.0.19045", "C++ 20231201",
-    "1+2345678901", "0912-345-678-9",
-]  # fmt: skip
+    "2024-09-12",
+    "09/12/2024",
+    "2024/09/12 10:30",
+    "08-12-2024",
+    "05 12 2024",
+    "訂單編號 20240912001",
+    "order #12345678",
+    "SO20240912-0001",
+    "INV-0223456789",
+    "ticket 0912345678901",
+    "ORD0912345678",
+    "at 09:12:34",
+    "NT$1,234,567",
+    "+12345",
+    "02-1234",
+    "3.1415926535",
+    "ISBN 978-986-123-456-7",
+    "version 10.0.19045",
+    "C++ 20231201",
+    "1+2345678901",
+    "0912-345-678-9",
+]
 NOT_EMAILS = [
-    "@handle", "user@localhost", "a@b", "foo@bar.c", "me [at] example dot com", "@property",
-    "price @ 3.50", "a@@b.com",
-]  # fmt: skip
+    "@handle",
+    "user@localhost",
+    "a@b",
+    "foo@bar.c",
+    "me [at] example dot com",
+    "@property",
+    "price @ 3.50",
+    "a@@b.com",
+]
 
 
 def matched(finder, text):
@@ -75,8 +137,10 @@ def chat(*contents):
 def test_letter_table_matches_the_official_order():
     assert {c: TW_ID_LETTER_ORDER.index(c) + 10 for c in TW_ID_LETTER_ORDER} == TW_ID_LETTER_CODES
     assert (TW_ID_LETTER_CODES["I"], TW_ID_LETTER_CODES["O"], TW_ID_LETTER_CODES["W"]) == (
-        34, 35, 32,
-    )  # fmt: skip
+        34,
+        35,
+        32,
+    )
     assert [TW_ID_LETTER_CODES[c] for c in "XYZ"] == [30, 31, 33]
 
 
@@ -109,10 +173,19 @@ def test_every_other_check_digit_is_rejected(value):
 @pytest.mark.parametrize(
     "text",
     [
-        "A323456789", "A023456789", "1123456789", "AA123456789", "A12345678", "A1234567890",
-        "XA123456789", "A123456789B", "A\uff1123456789", "A 123456789", "ABCDEFGHIJ",
+        "A323456789",
+        "A023456789",
+        "1123456789",
+        "AA123456789",
+        "A12345678",
+        "A1234567890",
+        "XA123456789",
+        "A123456789B",
+        "A\uff1123456789",
+        "A 123456789",
+        "ABCDEFGHIJ",
     ],
-)  # fmt: skip
+)
 def test_tw_id_look_alikes(text):
     assert find_tw_national_ids(text) == []
 
@@ -135,11 +208,20 @@ def test_luhn():
 @pytest.mark.parametrize(
     "text",
     [
-        "4111111111111112", "4111 1111 1111 1112", "5555555555554440", "1234567812345670",
-        "1700000000000", "0000000000000000", "41111111111111111111", "4111 1111-1111 1111",
-        "4111-1111-1111-1111-2024", "x4111111111111111", "411111111111", "order 20240912000011",
+        "4111111111111112",
+        "4111 1111 1111 1112",
+        "5555555555554440",
+        "1234567812345670",
+        "1700000000000",
+        "0000000000000000",
+        "41111111111111111111",
+        "4111 1111-1111 1111",
+        "4111-1111-1111-1111-2024",
+        "x4111111111111111",
+        "411111111111",
+        "order 20240912000011",
     ],
-)  # fmt: skip
+)
 def test_card_look_alikes(text):
     assert find_credit_cards(text) == []
 
@@ -257,11 +339,20 @@ def test_non_string_contents_and_other_fields_are_ignored():
 @pytest.mark.parametrize(
     "body",
     [
-        None, "a@b.com", ["a@b.com"], 3, {}, {"messages": None}, {"messages": "a@b.com"},
-        {"messages": {"content": "a@b.com"}}, {"messages": [[{"content": "a@b.com"}]]},
-        {"input": {"text": "a@b.com"}}, {"input": None}, {"input": 7},
+        None,
+        "a@b.com",
+        ["a@b.com"],
+        3,
+        {},
+        {"messages": None},
+        {"messages": "a@b.com"},
+        {"messages": {"content": "a@b.com"}},
+        {"messages": [[{"content": "a@b.com"}]]},
+        {"input": {"text": "a@b.com"}},
+        {"input": None},
+        {"input": 7},
     ],
-)  # fmt: skip
+)
 def test_malformed_bodies_never_raise(body):
     redactor = Redactor()
     assert not redactor.redact_chat(body)
@@ -350,16 +441,21 @@ def test_empty_matches_of_a_custom_pattern_are_ignored():
 @pytest.mark.parametrize(
     "policy",
     [
-        "mask", {"mode": "block"}, {"kinds": "email"}, {"kinds": ["email", "ssn"]},
-        {"patterns": {"name": "x", "pattern": "x"}}, {"patterns": [{"name": "x"}]},
-        {"patterns": [{"name": "x", "pattern": ""}]}, {"patterns": [{"name": "x", "pattern": "("}]},
+        "mask",
+        {"mode": "block"},
+        {"kinds": "email"},
+        {"kinds": ["email", "ssn"]},
+        {"patterns": {"name": "x", "pattern": "x"}},
+        {"patterns": [{"name": "x"}]},
+        {"patterns": [{"name": "x", "pattern": ""}]},
+        {"patterns": [{"name": "x", "pattern": "("}]},
         {"patterns": [{"name": "Email", "pattern": "x"}]},
         {"patterns": [{"name": "tw_id", "pattern": "x"}]},
         {"patterns": [{"name": "a b", "pattern": "x"}]},
         {"patterns": [{"name": "x", "pattern": "x"}, {"name": "X", "pattern": "y"}]},
         {"patterns": ["x"]},
     ],
-)  # fmt: skip
+)
 def test_bad_policies(policy):
     with pytest.raises(PolicyError):
         Redactor(policy)

@@ -32,10 +32,20 @@ SEED_COLUMNS = ["model", "start_time", "end_time", "duration"]
 def row(**changes: object) -> LatencyRow:
     start = datetime(2026, 11, 25, 9, 30, 0, 123456)
     base = dict(
-        model="gpt-4o", start=start, end=start + timedelta(seconds=1, microseconds=5),
-        path="gateway", deployment="sim-gpt-4o", region="Simulated", stream=False, status=200,
-        ttfb_ms=812.5, total_ms=1000.005, prompt_tokens=32, completion_tokens=16, error="",
-    )  # fmt: skip
+        model="gpt-4o",
+        start=start,
+        end=start + timedelta(seconds=1, microseconds=5),
+        path="gateway",
+        deployment="sim-gpt-4o",
+        region="Simulated",
+        stream=False,
+        status=200,
+        ttfb_ms=812.5,
+        total_ms=1000.005,
+        prompt_tokens=32,
+        completion_tokens=16,
+        error="",
+    )
     return LatencyRow(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -140,9 +150,12 @@ async def test_timer_handler_probes_and_uploads_a_csv_to_azurite(
 
 
 async def test_failed_upload_is_retried_spooled_and_delivered_by_the_next_run(
-    live: Live, azurite_connection: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    live: Live,
+    azurite_connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     spool = tmp_path / "spool"
     dead = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{free_port()}", azurite_connection)
     probe_env(live, monkeypatch, "spooled", dead, spool)

@@ -17,8 +17,11 @@ CLIENT_ID = "9d2b4a77-0000-4000-8000-0000000000bb"
 
 
 def test_gateway_signs_in_to_redis_as_its_identity(live: Live, tmp_path: Path) -> None:
-    users = ("user default off", "user admin on >admin-pw ~* &* +@all",
-             f"user {OBJECT_ID} on nopass ~tg:* &* +@all")  # fmt: skip
+    users = (
+        "user default off",
+        "user admin on >admin-pw ~* &* +@all",
+        f"user {OBJECT_ID} on nopass ~tg:* &* +@all",
+    )
     private = PrivateRedis(tmp_path, users, admin=("admin", "admin-pw"))
     private.start()
     env = {

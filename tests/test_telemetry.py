@@ -22,17 +22,42 @@ REPO = Path(__file__).resolve().parents[1]
 CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
 
 OK = UsageRecord(
-    time="2026-11-25T13:35:18.123Z", request_id="req-canary-7f3a", system="0003R3",
-    key_id="key-canary-91bd", route="gateway", operation="chat", model="gpt-4o",
-    deployment="eastus-gpt4o", status=200, error_code="", stream=True, prompt_tokens=120,
-    completion_tokens=30, total_tokens=150, reserved_tokens=400, settled_tokens=150, cost=0.0009,
-    ttfb_ms=180.5, total_ms=950.25, attempts=1, client_ip="203.0.113.77",
+    time="2026-11-25T13:35:18.123Z",
+    request_id="req-canary-7f3a",
+    system="0003R3",
+    key_id="key-canary-91bd",
+    route="gateway",
+    operation="chat",
+    model="gpt-4o",
+    deployment="eastus-gpt4o",
+    status=200,
+    error_code="",
+    stream=True,
+    prompt_tokens=120,
+    completion_tokens=30,
+    total_tokens=150,
+    reserved_tokens=400,
+    settled_tokens=150,
+    cost=0.0009,
+    ttfb_ms=180.5,
+    total_ms=950.25,
+    attempts=1,
+    client_ip="203.0.113.77",
     client_disconnected=False,
-)  # fmt: skip
+)
 REJECTED = replace(
-    OK, deployment="", status=429, error_code="rate_limit_exceeded", stream=False,
-    prompt_tokens=0, completion_tokens=0, total_tokens=0, cost=0.0, ttfb_ms=0.0, total_ms=1.5,
-)  # fmt: skip
+    OK,
+    deployment="",
+    status=429,
+    error_code="rate_limit_exceeded",
+    stream=False,
+    prompt_tokens=0,
+    completion_tokens=0,
+    total_tokens=0,
+    cost=0.0,
+    ttfb_ms=0.0,
+    total_ms=1.5,
+)
 REQUEST_KEYS = {"system", "model", "deployment", "route", "operation", "status_class", "stream"}
 
 
@@ -69,9 +94,14 @@ def test_a_successful_request(reader: InMemoryMetricReader) -> None:
     pts = points(reader)
 
     attrs = {
-        "system": "0003R3", "model": "gpt-4o", "deployment": "eastus-gpt4o", "route": "gateway",
-        "operation": "chat", "status_class": "2xx", "stream": "true",
-    }  # fmt: skip
+        "system": "0003R3",
+        "model": "gpt-4o",
+        "deployment": "eastus-gpt4o",
+        "route": "gateway",
+        "operation": "chat",
+        "status_class": "2xx",
+        "stream": "true",
+    }
     requests = only(pts, "tollgate.requests")
     assert (requests.value, dict(requests.attributes)) == (2, attrs)
     duration = only(pts, "tollgate.request.duration")
@@ -84,8 +114,11 @@ def test_a_successful_request(reader: InMemoryMetricReader) -> None:
     tokens = {p.attributes["kind"]: p for p in pts["tollgate.tokens"]}
     assert {k: p.value for k, p in tokens.items()} == {"prompt": 240, "completion": 60}
     assert dict(tokens["prompt"].attributes) == {
-        "kind": "prompt", "system": "0003R3", "model": "gpt-4o", "deployment": "eastus-gpt4o"
-    }  # fmt: skip
+        "kind": "prompt",
+        "system": "0003R3",
+        "model": "gpt-4o",
+        "deployment": "eastus-gpt4o",
+    }
     cost = only(pts, "tollgate.cost")
     assert cost.value == pytest.approx(0.0018)
     assert dict(cost.attributes) == {"system": "0003R3", "model": "gpt-4o"}
@@ -94,16 +127,19 @@ def test_a_successful_request(reader: InMemoryMetricReader) -> None:
 
 def test_a_rejection_by_the_gateway(reader: InMemoryMetricReader) -> None:
     telemetry.record_request(REJECTED)
-    telemetry.record_request(replace(REJECTED, status=401, error_code="invalid_api_key",
-                                     system="-", model="-"))  # fmt: skip
+    telemetry.record_request(
+        replace(REJECTED, status=401, error_code="invalid_api_key", system="-", model="-")
+    )
     pts = points(reader)
 
     reasons = {p.attributes["reason"]: p for p in pts["tollgate.rejections"]}
     assert set(reasons) == {"rate_limit_exceeded", "invalid_api_key"}
     assert reasons["rate_limit_exceeded"].value == 1
     assert dict(reasons["invalid_api_key"].attributes) == {
-        "reason": "invalid_api_key", "system": "-", "model": "-"
-    }  # fmt: skip
+        "reason": "invalid_api_key",
+        "system": "-",
+        "model": "-",
+    }
     assert {p.attributes["status_class"] for p in pts["tollgate.requests"]} == {"4xx"}
     assert {p.attributes["deployment"] for p in pts["tollgate.requests"]} == {""}
     # Nothing was sent upstream: no first byte from one, no tokens, no cost.
@@ -128,13 +164,17 @@ def test_status_classes(reader: InMemoryMetricReader) -> None:
 
 def test_an_unknown_model_name_is_not_an_attribute(reader: InMemoryMetricReader) -> None:
     for code in ("model_not_found", "invalid_model_name"):
-        telemetry.record_request(replace(REJECTED, status=404, error_code=code,
-                                         model="client-chose-this-1"))  # fmt: skip
+        telemetry.record_request(
+            replace(REJECTED, status=404, error_code=code, model="client-chose-this-1")
+        )
     telemetry.record_request(replace(REJECTED, status=403, error_code="model_not_allowed"))
     pts = points(reader)
     models = {p.attributes["reason"]: p.attributes["model"] for p in pts["tollgate.rejections"]}
-    assert models == {"model_not_found": "-", "invalid_model_name": "-",
-                      "model_not_allowed": "gpt-4o"}  # fmt: skip
+    assert models == {
+        "model_not_found": "-",
+        "invalid_model_name": "-",
+        "model_not_allowed": "gpt-4o",
+    }
 
 
 def test_upstream_errors_and_failovers(reader: InMemoryMetricReader) -> None:
@@ -144,8 +184,10 @@ def test_upstream_errors_and_failovers(reader: InMemoryMetricReader) -> None:
     telemetry.record_failover("gpt-4o", "eastus-gpt4o", "westus-gpt4o")
     pts = points(reader)
 
-    errors = {(p.attributes["deployment"], p.attributes["kind"]): p.value
-              for p in pts["tollgate.upstream.errors"]}  # fmt: skip
+    errors = {
+        (p.attributes["deployment"], p.attributes["kind"]): p.value
+        for p in pts["tollgate.upstream.errors"]
+    }
     assert errors == {("eastus-gpt4o", "429"): 2, ("westus-gpt4o", "timeout"): 1}
     assert {frozenset(p.attributes) for p in pts["tollgate.upstream.errors"]} == {
         frozenset({"deployment", "model", "kind"})
@@ -153,8 +195,10 @@ def test_upstream_errors_and_failovers(reader: InMemoryMetricReader) -> None:
     failover = only(pts, "tollgate.failovers")
     assert failover.value == 1
     assert dict(failover.attributes) == {
-        "model": "gpt-4o", "from_deployment": "eastus-gpt4o", "to_deployment": "westus-gpt4o"
-    }  # fmt: skip
+        "model": "gpt-4o",
+        "from_deployment": "eastus-gpt4o",
+        "to_deployment": "westus-gpt4o",
+    }
 
 
 def test_attributes_hold_only_bounded_fields(reader: InMemoryMetricReader) -> None:
@@ -173,8 +217,21 @@ def test_attributes_hold_only_bounded_fields(reader: InMemoryMetricReader) -> No
         "tollgate.rejections": {"reason", "system", "model"},
     }
     assert set(pts) == set(expected_keys)
-    bounded = {OK.system, OK.model, OK.deployment, OK.route, OK.operation, "", "2xx", "4xx",
-               "true", "false", "prompt", "completion", REJECTED.error_code}  # fmt: skip
+    bounded = {
+        OK.system,
+        OK.model,
+        OK.deployment,
+        OK.route,
+        OK.operation,
+        "",
+        "2xx",
+        "4xx",
+        "true",
+        "false",
+        "prompt",
+        "completion",
+        REJECTED.error_code,
+    }
     for name, metric_points in pts.items():
         for point in metric_points:
             assert set(point.attributes) == expected_keys[name], name
@@ -215,13 +272,22 @@ NO_PROVIDER_SCRIPT = textwrap.dedent(
 def test_no_provider_no_azure_monitor_and_a_late_global_provider() -> None:
     done = subprocess.run(
         [sys.executable, "-c", NO_PROVIDER_SCRIPT],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().split(",") == sorted([
-        "tollgate.cost", "tollgate.request.duration", "tollgate.requests",
-        "tollgate.time_to_first_byte", "tollgate.tokens",
-    ])  # fmt: skip
+    assert done.stdout.strip().split(",") == sorted(
+        [
+            "tollgate.cost",
+            "tollgate.request.duration",
+            "tollgate.requests",
+            "tollgate.time_to_first_byte",
+            "tollgate.tokens",
+        ]
+    )
 
 
 class FakeDistro:
@@ -244,8 +310,12 @@ def distro(monkeypatch: pytest.MonkeyPatch) -> FakeDistro:
     fake = FakeDistro()
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", fake.module)
     monkeypatch.setattr(telemetry, "_configured", False)
-    for name in ("PYTHON_ENABLE_OPENTELEMETRY", "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
-                 "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "OTEL_LOGS_EXPORTER"):  # fmt: skip
+    for name in (
+        "PYTHON_ENABLE_OPENTELEMETRY",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "OTEL_LOGS_EXPORTER",
+    ):
         monkeypatch.setenv(name, "")  # so that teardown also removes what the code under test set
         monkeypatch.delenv(name)
     return fake

@@ -28,9 +28,12 @@ WEATHER_TOOLS = json.loads(
     '["celsius", "fahrenheit"]}}, "required": ["location"]}}}]'
 )
 WEATHER_MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant that can answer to questions about the weather."},  # noqa: E501
+    {
+        "role": "system",
+        "content": "You are a helpful assistant that can answer to questions about the weather.",
+    },
     {"role": "user", "content": "What's the weather like in San Francisco?"},
-]  # fmt: skip
+]
 
 
 def n(text: str, model: str = "gpt-4o") -> int:
@@ -47,13 +50,28 @@ def test_seed_prompt_counts_per_encoding():
 
 
 O200K_MODELS = [
-    "gpt-4o", "gpt-4o-mini-2024-07-18", "GPT-4o", "ft:gpt-4o-2024-08-06:org::abc", "gpt-4.1-nano",
-    "gpt-5-mini", "o1", "o3-mini", "o4-mini", "my-deployment", "",
-]  # fmt: skip
+    "gpt-4o",
+    "gpt-4o-mini-2024-07-18",
+    "GPT-4o",
+    "ft:gpt-4o-2024-08-06:org::abc",
+    "gpt-4.1-nano",
+    "gpt-5-mini",
+    "o1",
+    "o3-mini",
+    "o4-mini",
+    "my-deployment",
+    "",
+]
 CL100K_MODELS = [
-    "gpt-4", "gpt-4-turbo", "gpt-4-32k-0613", "gpt-3.5-turbo-0125", "gpt-35-turbo",
-    "gpt-35-turbo-16k", "text-embedding-3-small", "text-embedding-ada-002",
-]  # fmt: skip
+    "gpt-4",
+    "gpt-4-turbo",
+    "gpt-4-32k-0613",
+    "gpt-3.5-turbo-0125",
+    "gpt-35-turbo",
+    "gpt-35-turbo-16k",
+    "text-embedding-3-small",
+    "text-embedding-ada-002",
+]
 
 
 @pytest.mark.parametrize(
@@ -127,11 +145,16 @@ def test_tools_estimate_is_not_below_what_the_api_counted(model, api_counted):
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("hello world", 2), (["hello world", SEED_PROMPT], 2 + 52), ([15339, 1917, 0], 3),
-        ([[15339, 1917], [1], []], 3), ([], 0), (None, 0), (42, 0),
+        ("hello world", 2),
+        (["hello world", SEED_PROMPT], 2 + 52),
+        ([15339, 1917, 0], 3),
+        ([[15339, 1917], [1], []], 3),
+        ([], 0),
+        (None, 0),
+        (42, 0),
         (["hi", 7, [1, "x", 2], {"a": 1}, True], 1 + 1 + 2),
     ],
-)  # fmt: skip
+)
 def test_embedding_input_shapes(value, expected):
     assert embedding_input_tokens({"input": value}, "text-embedding-3-small") == expected
 
@@ -139,14 +162,20 @@ def test_embedding_input_shapes(value, expected):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({}, 500), ({"max_tokens": 100}, 100), ({"max_tokens": -5}, 500),
+        ({}, 500),
+        ({"max_tokens": 100}, 100),
+        ({"max_tokens": -5}, 500),
         ({"max_completion_tokens": 200, "max_tokens": 100}, 200),
         ({"max_completion_tokens": 0, "max_tokens": 100}, 100),
-        ({"max_tokens": "100"}, 500), ({"max_tokens": True}, 500), ([], 500),
-        ({"max_tokens": 100, "n": 3}, 300), ({"n": 2}, 1000),
-        ({"max_tokens": 100, "n": 1}, 100), ({"max_tokens": 100, "n": "3"}, 100),
+        ({"max_tokens": "100"}, 500),
+        ({"max_tokens": True}, 500),
+        ([], 500),
+        ({"max_tokens": 100, "n": 3}, 300),
+        ({"n": 2}, 1000),
+        ({"max_tokens": 100, "n": 1}, 100),
+        ({"max_tokens": 100, "n": "3"}, 100),
     ],
-)  # fmt: skip
+)
 def test_completion_allowance(body, expected):
     assert completion_allowance(body, 500) == expected
 

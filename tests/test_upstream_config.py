@@ -20,14 +20,31 @@ def custom(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     sim = live.simulator.url
     config = {
         "upstreams": {
-            "openai-direct": {"type": "openai", "base_url": f"{sim}/v1", "model": "gpt-4o",
-                              "key_secret": "sim-openai"},
-            "azure-old-api": {"type": "azure", "endpoint": sim, "deployment": "gpt-35-turbo",
-                              "api_version": "2024-06-01", "key_secret": "sim-azure"},
-            "dead": {"type": "azure", "endpoint": f"http://127.0.0.1:{free_port()}",
-                     "deployment": "gpt-4o", "key_secret": "sim-azure"},
-            "keyless": {"type": "azure", "endpoint": sim, "deployment": "gpt-4o",
-                        "key_secret": "never-configured"},
+            "openai-direct": {
+                "type": "openai",
+                "base_url": f"{sim}/v1",
+                "model": "gpt-4o",
+                "key_secret": "sim-openai",
+            },
+            "azure-old-api": {
+                "type": "azure",
+                "endpoint": sim,
+                "deployment": "gpt-35-turbo",
+                "api_version": "2024-06-01",
+                "key_secret": "sim-azure",
+            },
+            "dead": {
+                "type": "azure",
+                "endpoint": f"http://127.0.0.1:{free_port()}",
+                "deployment": "gpt-4o",
+                "key_secret": "sim-azure",
+            },
+            "keyless": {
+                "type": "azure",
+                "endpoint": sim,
+                "deployment": "gpt-4o",
+                "key_secret": "never-configured",
+            },
         },
         "models": {
             "corp-chat": {"upstream": "openai-direct"},
@@ -36,7 +53,7 @@ def custom(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
             "keyless": {"upstream": "keyless"},
             "slow": {"upstream": "azure-old-api"},
         },
-    }  # fmt: skip
+    }
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
         "TOLLGATE_CONFIG_JSON": json.dumps(config),

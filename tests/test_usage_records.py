@@ -127,7 +127,10 @@ async def test_one_record_per_request_of_every_kind(rig: Rig) -> None:
     for c in calls[:8]:  # chat, whole and streamed: the upstream's own usage
         r = found[c["id"]]
         assert (r.status, r.prompt_tokens, r.completion_tokens) == (
-            200, whole["prompt_tokens"], whole["completion_tokens"])  # fmt: skip
+            200,
+            whole["prompt_tokens"],
+            whole["completion_tokens"],
+        )
         assert r.deployment == "sim-gpt-4o" and r.system == "app" and r.attempts == 1
     assert sum(found[c["id"]].total_tokens for c in calls[:8]) == 8 * whole["total_tokens"]
     emb_usage = json.loads(calls[8]["raw"])["usage"]
@@ -147,8 +150,12 @@ async def test_one_record_per_request_of_every_kind(rig: Rig) -> None:
 
 
 def test_no_prompt_text_or_key_in_records_or_logs(rig: Rig) -> None:
-    requests.post(f"{rig.gateway.url}/gateway/chat/completions/gpt-4o",
-                  headers={"api-key": rig.key}, json=CHAT, timeout=30)  # fmt: skip
+    requests.post(
+        f"{rig.gateway.url}/gateway/chat/completions/gpt-4o",
+        headers={"api-key": rig.key},
+        json=CHAT,
+        timeout=30,
+    )
     wait_for(rig.connection, "usage", 21)
     blobs = "".join(r.to_json() for r in records(rig.connection, "usage"))
     for text in (blobs, rig.gateway.log_text()):
@@ -177,8 +184,12 @@ def test_storage_outage_loses_nothing_and_sigterm_flushes(rig: Rig) -> None:
         held = {**env, "TOLLGATE_USAGE_FLUSH_SECONDS": "600", "TOLLGATE_USAGE_RECORDS": "sigterm"}
         slow = start_gateway(held, rig.work / "sigterm.log")
         for _ in range(3):
-            requests.post(f"{slow.url}/gateway/chat/completions/gpt-4o",
-                          headers={"api-key": rig.key}, json=CHAT, timeout=30)  # fmt: skip
+            requests.post(
+                f"{slow.url}/gateway/chat/completions/gpt-4o",
+                headers={"api-key": rig.key},
+                json=CHAT,
+                timeout=30,
+            )
         assert records(rig.connection, "sigterm") == []  # held in memory until the stop
         slow.process.send_signal(signal.SIGTERM)
         slow.process.wait(timeout=20)

@@ -94,8 +94,11 @@ class CachedSecrets:
                 raise
             # The vault blinked at TTL expiry: the cached key most likely still works, and an
             # upstream 401 would force a real re-read anyway.
-            log.warning("secret %s could not be re-read (%s); using the cached value", name,
-                        type(exc).__name__)  # fmt: skip
+            log.warning(
+                "secret %s could not be re-read (%s); using the cached value",
+                name,
+                type(exc).__name__,
+            )
             entry.fetched_at = self._clock() - self._ttl + STALE_RETRY_SECONDS
             return entry.value
         else:

@@ -31,8 +31,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(entry, ensure_ascii=False, sort_keys=True))
         else:
-            print(f"{entry['time']}  {entry['actor']}  {entry['action']}  {entry['target']}  "
-                  f"{_difference(entry.get('before'), entry.get('after'))}")  # fmt: skip
+            print(
+                f"{entry['time']}  {entry['actor']}  {entry['action']}  {entry['target']}  "
+                f"{_difference(entry.get('before'), entry.get('after'))}"
+            )
     return 0
 
 

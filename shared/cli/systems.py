@@ -72,9 +72,10 @@ def add_commands(commands: Any) -> None:
     purge.add_argument("system_id")
     purge.add_argument("--yes", action="store_true", help="really erase (it cannot be undone)")
     purge.add_argument(
-        "--include-current-hour", action="store_true",
+        "--include-current-hour",
+        action="store_true",
         help="also rewrite this hour's usage files: only with every gateway instance stopped",
-    )  # fmt: skip
+    )
     purge.set_defaults(handler=cmd_systems_purge)
     delete = sys_cmds.add_parser("delete", help="remove a system and all its keys")
     delete.add_argument("system_id")
@@ -208,8 +209,11 @@ def cmd_systems_purge(args: argparse.Namespace) -> int:
             f"purge erases system '{args.system_id}', its stored content and its usage records "
             "for good; add --yes"
         )
-    report = asyncio.run(purge_system(Settings.from_env(), args.system_id,
-                                      include_current_hour=args.include_current_hour))  # fmt: skip
+    report = asyncio.run(
+        purge_system(
+            Settings.from_env(), args.system_id, include_current_hour=args.include_current_hour
+        )
+    )
     _print_json(report.to_dict())
     return 0 if not report.skipped else 3
 

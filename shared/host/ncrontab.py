@@ -37,8 +37,11 @@ class Schedule:
         candidate = t.replace(microsecond=0) + timedelta(seconds=1)
         limit = t + _SEARCH_LIMIT
         while candidate <= limit:
-            if not (candidate.month in self.months and candidate.day in self.days
-                    and (candidate.weekday() + 1) % 7 in self.weekdays):  # fmt: skip
+            if not (
+                candidate.month in self.months
+                and candidate.day in self.days
+                and (candidate.weekday() + 1) % 7 in self.weekdays
+            ):
                 candidate = (candidate + timedelta(days=1)).replace(hour=0, minute=0, second=0)
             elif candidate.hour not in self.hours:
                 candidate = (candidate + timedelta(hours=1)).replace(minute=0, second=0)

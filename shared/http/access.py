@@ -61,8 +61,9 @@ def allowed_models(config: GatewayConfig, caller: Caller) -> list[PublicModel]:
 
 def check_network(allowed: AllowList, address: str, whose: str = "this gateway") -> None:
     if not allowed.allows(address):
-        raise forbidden(f"Requests from this network are not allowed for {whose}.",
-                        "network_not_allowed")  # fmt: skip
+        raise forbidden(
+            f"Requests from this network are not allowed for {whose}.", "network_not_allowed"
+        )
 
 
 def _looks_like_jwt(token: str) -> bool:
@@ -81,6 +82,7 @@ async def _entra_caller(token: str, entra: EntraValidator, registry: Registry) -
     system_id = system_for(claims, registry.entra)
     caller = registry.caller_for_app(system_id, claims.app_id) if system_id else None
     if caller is None:
-        raise unauthorized("This Entra ID application is not mapped to one calling system.",
-                           "identity_not_mapped")  # fmt: skip
+        raise unauthorized(
+            "This Entra ID application is not mapped to one calling system.", "identity_not_mapped"
+        )
     return caller

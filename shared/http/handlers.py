@@ -143,8 +143,10 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
         findings = redactor.redact_chat(body)
     if findings and redactor.mode == "reject":
         kinds = ", ".join(findings.kinds)
-        raise bad_request(f"The request contains personal data ({kinds}); remove it and retry.",
-                          code="pii_detected")  # fmt: skip
+        raise bad_request(
+            f"The request contains personal data ({kinds}); remove it and retry.",
+            code="pii_detected",
+        )
 
 
 def _begin(request: Request, route: str, operation: str) -> tuple[Gateway, Account] | Response:

@@ -138,12 +138,21 @@ _CODES = {
 
 def _message(check: Check, system_id: str, wait_ms: int, estimate: int, hopeless: bool) -> str:
     if check.kind == "quota":
-        return (f"System '{system_id}' has used its token quota for this {check.label} "
-                f"(limit {check.limit}). It renews in {math.ceil(wait_ms / 1000)}s.")  # fmt: skip
+        return (
+            f"System '{system_id}' has used its token quota for this {check.label} "
+            f"(limit {check.limit}). It renews in {math.ceil(wait_ms / 1000)}s."
+        )
     if hopeless:
-        return (f"Request too large for system '{system_id}' on tokens per minute (TPM): "
-                f"Limit {check.limit}, Requested {estimate}.")  # fmt: skip
-    name = {"rpm": "requests per minute (RPM)", "tpm": "tokens per minute (TPM)",
-            "conc": "concurrent requests"}[check.kind]  # fmt: skip
-    return (f"Rate limit reached for system '{system_id}' on {name}: Limit {check.limit}. "
-            f"Please try again in {wait_ms / 1000:.3g}s.")  # fmt: skip
+        return (
+            f"Request too large for system '{system_id}' on tokens per minute (TPM): "
+            f"Limit {check.limit}, Requested {estimate}."
+        )
+    name = {
+        "rpm": "requests per minute (RPM)",
+        "tpm": "tokens per minute (TPM)",
+        "conc": "concurrent requests",
+    }[check.kind]
+    return (
+        f"Rate limit reached for system '{system_id}' on {name}: Limit {check.limit}. "
+        f"Please try again in {wait_ms / 1000:.3g}s."
+    )

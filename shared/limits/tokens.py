@@ -29,8 +29,13 @@ _SHA256 = {
 # Everything not listed (gpt-4o*, gpt-4.1*, gpt-5*, o1*, o3*, o4-mini*, unknown names) is
 # o200k_base. gpt-oss-* use o200k_harmony, which only adds special tokens: same text counts.
 _CL100K_PREFIXES = (
-    "gpt-4-", "gpt-3.5-turbo", "gpt-35-turbo", "text-embedding-", "davinci-002", "babbage-002",
-)  # fmt: skip
+    "gpt-4-",
+    "gpt-3.5-turbo",
+    "gpt-35-turbo",
+    "text-embedding-",
+    "davinci-002",
+    "babbage-002",
+)
 
 # Image parts: the tile rule (85 + 170 per 512px tile after fitting 2048x2048 and scaling the
 # short side to 768) gives 85 for detail "low" and at most 8 tiles = 1445 otherwise. We use that

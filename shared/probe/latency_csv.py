@@ -14,9 +14,21 @@ from datetime import datetime, timedelta
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 COLUMNS = (
-    "model", "start_time", "end_time", "duration", "path", "deployment", "region", "stream",
-    "status", "ttfb_ms", "total_ms", "prompt_tokens", "completion_tokens", "error",
-)  # fmt: skip
+    "model",
+    "start_time",
+    "end_time",
+    "duration",
+    "path",
+    "deployment",
+    "region",
+    "stream",
+    "status",
+    "ttfb_ms",
+    "total_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TIMEDELTA = re.compile(
     r"^(?:(?P<days>-?\d+) days?, )?(?P<h>\d+):(?P<m>\d{2}):(?P<s>\d{2})(?:\.(?P<us>\d{1,6}))?$"

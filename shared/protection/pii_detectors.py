@@ -68,10 +68,33 @@ _NON_DIGITS_RE = re.compile(r"\D", re.ASCII)
 # Letter codes of the national ID check digit (Ministry of the Interior scheme). Not
 # alphabetical: I, O, W-Z were added after the original 20 letters.
 TW_ID_LETTER_CODES: dict[str, int] = {
-    "A": 10, "B": 11, "C": 12, "D": 13, "E": 14, "F": 15, "G": 16, "H": 17, "I": 34,
-    "J": 18, "K": 19, "L": 20, "M": 21, "N": 22, "O": 35, "P": 23, "Q": 24, "R": 25,
-    "S": 26, "T": 27, "U": 28, "V": 29, "W": 32, "X": 30, "Y": 31, "Z": 33,
-}  # fmt: skip
+    "A": 10,
+    "B": 11,
+    "C": 12,
+    "D": 13,
+    "E": 14,
+    "F": 15,
+    "G": 16,
+    "H": 17,
+    "I": 34,
+    "J": 18,
+    "K": 19,
+    "L": 20,
+    "M": 21,
+    "N": 22,
+    "O": 35,
+    "P": 23,
+    "Q": 24,
+    "R": 25,
+    "S": 26,
+    "T": 27,
+    "U": 28,
+    "V": 29,
+    "W": 32,
+    "X": 30,
+    "Y": 31,
+    "Z": 33,
+}
 # Card numbers start with major industry identifier 2-6 (Mastercard 2-series, Amex/JCB/Diners,
 # Visa, Mastercard, Discover/UnionPay); this keeps e.g. 13-digit millisecond timestamps out.
 _CARD_FIRST_DIGITS = frozenset("23456")

@@ -70,16 +70,21 @@ class AuditLog:
         if not entries:
             return
         data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in entries)
-        await self._writer.append(f"{datetime.now(UTC):%Y/%m/%d}/{self._instance}.jsonl",
-                                  data.encode())  # fmt: skip
+        await self._writer.append(
+            f"{datetime.now(UTC):%Y/%m/%d}/{self._instance}.jsonl", data.encode()
+        )
 
     async def aclose(self) -> None:
         await self._writer.aclose()
 
 
 async def read_audit(settings: Settings, since: date, until: date) -> list[dict[str, Any]]:
-    store = results_store(settings.audit_log, settings.storage_connection_string,
-                          settings.azure_client_id, suffix=".jsonl")  # fmt: skip
+    store = results_store(
+        settings.audit_log,
+        settings.storage_connection_string,
+        settings.azure_client_id,
+        suffix=".jsonl",
+    )
     try:
         entries = []
         for name in await store.names(since, until):

@@ -213,8 +213,9 @@ async def purge_system(
     report.registry = "deleted" if before is not None else "absent"
     where = (settings.storage_connection_string, settings.azure_client_id)
     report.content_files = await purge_content(settings.content_log, *where, system_id)
-    await purge_usage(settings.usage_records, *where, system_id, report,
-                      include_current_hour=include_current_hour)  # fmt: skip
+    await purge_usage(
+        settings.usage_records, *where, system_id, report, include_current_hour=include_current_hour
+    )
     audit = AuditLog.from_settings(settings)
     try:
         when = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

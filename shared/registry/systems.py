@@ -70,8 +70,9 @@ class Caller:
     def scopes(self, model: str) -> list[Scope]:
         """The limits that apply to this caller's request for `model`."""
         model_limits = self.system.model_limits.get(model, NO_LIMITS)
-        return applicable_scopes(self.system.limits, model_limits, self.key_limits, model,
-                                 self.key_id)  # fmt: skip
+        return applicable_scopes(
+            self.system.limits, model_limits, self.key_limits, model, self.key_id
+        )
 
 
 class Registry:

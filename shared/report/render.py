@@ -12,9 +12,18 @@ from typing import Any
 from shared.report.stats import GroupStats, Overhead, Spread, Summary, path_rank
 
 GROUP_HEADERS = (
-    "model", "stream", "path", "n", "err%",
-    "total p50", "total p90", "total p99", "ttfb p50", "ttfb p90", "ttfb p99",
-)  # fmt: skip
+    "model",
+    "stream",
+    "path",
+    "n",
+    "err%",
+    "total p50",
+    "total p90",
+    "total p99",
+    "ttfb p50",
+    "ttfb p90",
+    "ttfb p99",
+)
 OVERHEAD_HEADERS = ("model", "stream", "total p50", "total p99", "ttfb p50", "ttfb p99")
 _TEXT_COLUMNS = 3  # leading columns that align left; the rest are numbers
 GROUP_TITLE = "Latency in ms (percentiles over successful requests)"

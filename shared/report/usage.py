@@ -30,13 +30,27 @@ CONCURRENCY = 8  # files read at once
 CHUNK_BYTES = 1024 * 1024
 TOTAL = "(total)"  # the totals row's first cell: no system id or model has parentheses
 MEASURES = (
-    "requests", "errors", "error_rate", "prompt_tokens", "completion_tokens", "total_tokens",
-    "cost", "p50_total_ms", "p95_total_ms",
-)  # fmt: skip
+    "requests",
+    "errors",
+    "error_rate",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "p50_total_ms",
+    "p95_total_ms",
+)
 TEXT_MEASURES = (
-    "requests", "errors", "err%", "prompt tok", "completion tok", "total tok",
-    "cost", "p50 ms", "p95 ms",
-)  # fmt: skip
+    "requests",
+    "errors",
+    "err%",
+    "prompt tok",
+    "completion tok",
+    "total tok",
+    "cost",
+    "p50 ms",
+    "p95 ms",
+)
 
 Key = tuple[str | int, ...]
 

@@ -80,15 +80,20 @@ class Balancer:
         )
         self._remember(name, health)
         if health.open_until_ms > now:
-            log.warning("circuit open for %s until +%d ms after %d failures", name,
-                        health.open_until_ms - now, health.failures)  # fmt: skip
+            log.warning(
+                "circuit open for %s until +%d ms after %d failures",
+                name,
+                health.open_until_ms - now,
+                health.failures,
+            )
 
     async def cool_down(self, name: str, seconds: float) -> None:
         until = self.now_ms() + int(seconds * 1000)
         await self._write(name, lambda s: s.cooldown(name, until))
         health = self._seen.get(name, (0, HEALTHY))[1]
-        self._remember(name, Health(until, health.open_until_ms, health.trial_until_ms,
-                                    health.failures))  # fmt: skip
+        self._remember(
+            name, Health(until, health.open_until_ms, health.trial_until_ms, health.failures)
+        )
         log.info("cooling down %s for %.1f s", name, seconds)
 
     async def _view(self, names: list[str], now: int) -> dict[str, Health]:
@@ -112,8 +117,9 @@ class Balancer:
         try:
             return await op(self._store)
         except Exception as exc:
-            log.warning("health store unreachable (%s); %s tracked locally",
-                        type(exc).__name__, name)  # fmt: skip
+            log.warning(
+                "health store unreachable (%s); %s tracked locally", type(exc).__name__, name
+            )
             return await op(self._local)
 
     def _remember(self, name: str, health: Health) -> None:

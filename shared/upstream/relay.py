@@ -30,11 +30,24 @@ log = logging.getLogger("tollgate.relay")
 # Headers the gateway owns or that describe the upstream hop, never relayed to the client.
 _DROPPED = frozenset(
     {
-        "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-        "date", "server", "set-cookie", "upgrade", "trailer", "te", "proxy-authenticate",
-        "www-authenticate", "x-request-id", "api-key", "authorization",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "date",
+        "server",
+        "set-cookie",
+        "upgrade",
+        "trailer",
+        "te",
+        "proxy-authenticate",
+        "www-authenticate",
+        "x-request-id",
+        "api-key",
+        "authorization",
     }
-)  # fmt: skip
+)
 _OWNED_PREFIXES = ("x-ratelimit-", "x-tollgate-")
 # An upstream answering these is misconfigured (key, deployment, network rule): try another.
 _MISCONFIGURED = frozenset({401, 403, 404})
@@ -111,8 +124,9 @@ class Dispatcher:
                 )
             except GatewayError as exc:
                 timed_out = exc.code == "upstream_timeout"
-                record_upstream_error(upstream.name, model.name,
-                                      "timeout" if timed_out else "unreachable")  # fmt: skip
+                record_upstream_error(
+                    upstream.name, model.name, "timeout" if timed_out else "unreachable"
+                )
                 await self.balancer.failed(upstream.name)
                 last = exc
                 continue
@@ -123,8 +137,9 @@ class Dispatcher:
                 last = None
                 continue
             if resp.status >= 500 or resp.status in _MISCONFIGURED:
-                record_upstream_error(upstream.name, model.name,
-                                      "5xx" if resp.status >= 500 else "rejected")  # fmt: skip
+                record_upstream_error(
+                    upstream.name, model.name, "5xx" if resp.status >= 500 else "rejected"
+                )
                 await self.balancer.failed(upstream.name)
                 last = await self._failed_answer(resp, upstream, request_id)
                 continue
@@ -145,8 +160,12 @@ class Dispatcher:
         if resp.status in _MISCONFIGURED:
             resp.release()
             log.error("upstream %s answered %s", upstream.name, resp.status)
-            return GatewayError(502, "The upstream deployment rejected the gateway.",
-                                type="upstream_error", code="upstream_rejected")  # fmt: skip
+            return GatewayError(
+                502,
+                "The upstream deployment rejected the gateway.",
+                type="upstream_error",
+                code="upstream_rejected",
+            )
         try:
             body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:

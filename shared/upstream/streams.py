@@ -83,15 +83,21 @@ class KeepAliveStream(StreamingResponse):
     idle-connection timeouts in front of the app from closing it while the attempts go on;
     their outcome is then relayed, or told as an SSE error event."""
 
-    def __init__(self, attempts: asyncio.Future[Response], every: float, account: Account,
-                 headers: dict[str, str]):  # fmt: skip
+    def __init__(
+        self,
+        attempts: asyncio.Future[Response],
+        every: float,
+        account: Account,
+        headers: dict[str, str],
+    ):
         self._attempts = attempts
         self._every = every
         self._account = account
         self._failure: tuple[int, str] = (200, "")
         self._inner: RelayedStream | None = None
-        super().__init__(self._body(), status_code=200, headers=headers,
-                         media_type="text/event-stream")  # fmt: skip
+        super().__init__(
+            self._body(), status_code=200, headers=headers, media_type="text/event-stream"
+        )
 
     async def _body(self) -> AsyncIterator[bytes]:
         while not self._attempts.done():

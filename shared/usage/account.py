@@ -43,14 +43,23 @@ def estimate(
 
 class Account:
     def __init__(
-        self, sink: RecordSink, price: Price, request_id: str, route: str, operation: str,
+        self,
+        sink: RecordSink,
+        price: Price,
+        request_id: str,
+        route: str,
+        operation: str,
         client_ip: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._sink, self._price = sink, price
         self._started = time.perf_counter()
         self._time = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         self.request_id, self.route, self.operation, self.client_ip = (
-            request_id, route, operation, client_ip)  # fmt: skip
+            request_id,
+            route,
+            operation,
+            client_ip,
+        )
         self.system = self.key_id = self.model = "-"
         self.stream = False
         self.deployment = ""
@@ -79,8 +88,15 @@ class Account:
 
     def close_body(self, status: int, body: bytes) -> None:
         usage = _usage(body) if status == 200 else {}
-        self._close(status, "", usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                    disconnected=False, reported=bool(usage), text=body)  # fmt: skip
+        self._close(
+            status,
+            "",
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            disconnected=False,
+            reported=bool(usage),
+            text=body,
+        )
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         usage = tap.usage or {}
@@ -92,8 +108,17 @@ class Account:
         text = b"".join(self.content.parts) if self.content is not None else b""
         self._close(200, error_code, prompt, completion, disconnected=disconnected, text=text)
 
-    def _close(self, status: int, error_code: str, prompt: int, completion: int, *,
-               disconnected: bool, reported: bool = True, text: bytes = b"") -> None:  # fmt: skip
+    def _close(
+        self,
+        status: int,
+        error_code: str,
+        prompt: int,
+        completion: int,
+        *,
+        disconnected: bool,
+        reported: bool = True,
+        text: bytes = b"",
+    ) -> None:
         if self._closed:
             return
         self._closed = True
@@ -103,16 +128,29 @@ class Account:
         if self._limiter is not None:
             self._limiter.settle_soon(self.reservation, settled)
         record = UsageRecord(
-            time=self._time, request_id=self.request_id, system=self.system, key_id=self.key_id,
-            route=self.route, operation=self.operation, model=self.model,
-            deployment=self.deployment, status=status, error_code=error_code, stream=self.stream,
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-            reserved_tokens=reserved, settled_tokens=settled if self.reservation else 0,
+            time=self._time,
+            request_id=self.request_id,
+            system=self.system,
+            key_id=self.key_id,
+            route=self.route,
+            operation=self.operation,
+            model=self.model,
+            deployment=self.deployment,
+            status=status,
+            error_code=error_code,
+            stream=self.stream,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            reserved_tokens=reserved,
+            settled_tokens=settled if self.reservation else 0,
             cost=round(self._price(self.model, prompt, completion), 8) if total else 0.0,
             ttfb_ms=round(self.ttfb_ms, 3),
             total_ms=round((time.perf_counter() - self._started) * 1000, 3),
-            attempts=self.attempts, client_ip=self.client_ip, client_disconnected=disconnected,
-        )  # fmt: skip
+            attempts=self.attempts,
+            client_ip=self.client_ip,
+            client_disconnected=disconnected,
+        )
         self._sink.add(record)
         record_request(record)
         if self.content is not None and text:

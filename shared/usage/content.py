@@ -68,11 +68,15 @@ class ContentCapture:
         until = started + timedelta(days=self._policy.retention_days)
         self._sink.add(
             ContentRecord(
-                time=time, request_id=request_id, system=system, model=model,
-                request=self._request, response_text=text.decode("utf-8", "replace"),
+                time=time,
+                request_id=request_id,
+                system=system,
+                model=model,
+                request=self._request,
+                response_text=text.decode("utf-8", "replace"),
                 retention_until=until.isoformat(timespec="seconds").replace("+00:00", "Z"),
             )
-        )  # fmt: skip
+        )
 
 
 def content_sink(

@@ -90,8 +90,13 @@ class UsageSink:
             except Exception as exc:  # storage down: keep everything not yet written
                 self._failures += 1
                 kept = sum(len(lines) for name, lines in by_blob.items() if name not in done)
-                log.error("%s write to %s failed (%s); %d records kept", self._kind,
-                          self._writer.describe(), type(exc).__name__, kept)  # fmt: skip
+                log.error(
+                    "%s write to %s failed (%s); %d records kept",
+                    self._kind,
+                    self._writer.describe(),
+                    type(exc).__name__,
+                    kept,
+                )
                 return False
             finally:
                 self._drop_written(batch, done)
@@ -113,8 +118,11 @@ class UsageSink:
                 break
             await asyncio.sleep(0.5)
         if self._pending:
-            log.error("%s: %d records could not be written before shutdown", self._kind,
-                      len(self._pending))  # fmt: skip
+            log.error(
+                "%s: %d records could not be written before shutdown",
+                self._kind,
+                len(self._pending),
+            )
         await self._writer.aclose()
 
     async def _run(self) -> None:

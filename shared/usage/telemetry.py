@@ -43,13 +43,17 @@ class _Instruments:
             "tollgate.requests", unit="{request}", description="Requests answered."
         )
         self.duration = meter.create_histogram(
-            "tollgate.request.duration", unit="ms", description="Until the last byte.",
+            "tollgate.request.duration",
+            unit="ms",
+            description="Until the last byte.",
             explicit_bucket_boundaries_advisory=_MS_BUCKETS,
-        )  # fmt: skip
+        )
         self.ttfb = meter.create_histogram(
-            "tollgate.time_to_first_byte", unit="ms", description="Until the first byte.",
+            "tollgate.time_to_first_byte",
+            unit="ms",
+            description="Until the first byte.",
             explicit_bucket_boundaries_advisory=_MS_BUCKETS,
-        )  # fmt: skip
+        )
         self.tokens = meter.create_counter(
             "tollgate.tokens", unit="{token}", description="Tokens by kind."
         )

@@ -59,9 +59,15 @@ def azurite_oauth(directory: Path) -> Iterator[SecureAzurite]:
     cert_path, key_path = write_self_signed_cert(directory)
     debug_log = directory / "azurite-debug.log"
     extra = [
-        "--cert", str(cert_path), "--key", str(key_path), "--oauth", "basic",
-        "--debug", str(debug_log),
-    ]  # fmt: skip
+        "--cert",
+        str(cert_path),
+        "--key",
+        str(key_path),
+        "--oauth",
+        "basic",
+        "--debug",
+        str(debug_log),
+    ]
     port = free_port()
     with _running(port, extra, directory / "azurite.log"):
         account_url = f"https://127.0.0.1:{port}/{ACCOUNT}"
@@ -111,9 +117,18 @@ def _running(
         raise RuntimeError("Azurite is missing: run `make install` (npm install)")
     storage = ["--location", str(location)] if location else ["--inMemoryPersistence"]
     args = [
-        str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), *storage,
-        "--skipApiVersionCheck", "--disableTelemetry", "--loose", "--silent", *extra_args,
-    ]  # fmt: skip
+        str(binary),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        *storage,
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--loose",
+        "--silent",
+        *extra_args,
+    ]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
