@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shared.cli.main import main
-from shared.report import usage as usage_report
+from shared.report import usage_files
 from shared.report.usage import Tally, read_usage
 from shared.usage.record import UsageRecord
 
@@ -202,14 +202,14 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 # The tests.
 
 
-@pytest.mark.parametrize("chunk_bytes", [usage_report.CHUNK_BYTES, 97])
+@pytest.mark.parametrize("chunk_bytes", [usage_files.CHUNK_BYTES, 97])
 def test_bill_by_system_model_day_from_a_folder(
     records_dir: Path,
     chunk_bytes: int,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(usage_report, "CHUNK_BYTES", chunk_bytes)  # 97: lines span chunks
+    monkeypatch.setattr(usage_files, "CHUNK_BYTES", chunk_bytes)  # 97: lines span chunks
     code, out, err = run(["report", "usage", str(records_dir)], capsys)
     assert code == 0, err
     assert err == ""
@@ -332,7 +332,7 @@ def test_every_dimension_groups(
 def test_malformed_lines_are_skipped_and_counted(
     records_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(usage_report, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(usage_files, "CHUNK_BYTES", 64)
     target = hour_file(records_dir, RECORDS[0], INSTANCES[0])
     good = RECORDS[0].to_json()
     bad = [
@@ -468,7 +468,7 @@ def test_container_on_azurite(
     asyncio.run(upload(azurite_connection, "usage-report", "records", blobs))
     monkeypatch.setenv("TOLLGATE_USAGE_RECORDS", "usage-report/records")
     monkeypatch.setenv("TOLLGATE_STORAGE_CONNECTION_STRING", azurite_connection)
-    monkeypatch.setattr(usage_report, "CHUNK_BYTES", 1000)  # several range reads a blob
+    monkeypatch.setattr(usage_files, "CHUNK_BYTES", 1000)  # several range reads a blob
     code, out, err = run(["report", "usage", *ALL_DAYS, "--by", "system,model"], capsys)
     assert code == 0, err
     files = len(DAYS) * len(HOURS) * len(INSTANCES)

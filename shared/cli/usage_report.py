@@ -16,16 +16,14 @@ from shared.cli.errors import CommandError
 from shared.report.usage import (
     DEFAULT_BY,
     DIMENSIONS,
-    LocalFiles,
-    RecordFiles,
     Tally,
     bill,
-    location_files,
     parse_by,
     read_usage,
     render_table,
     write_csv,
 )
+from shared.report.usage_files import LocalFiles, RecordFiles, location_files
 from shared.settings import Settings
 
 
