@@ -1,4 +1,5 @@
-"""OpenAI-shaped errors: every failure a client sees has the same JSON envelope."""
+"""OpenAI-shaped errors (every failure a client sees has the same JSON envelope), and the one
+configuration error."""
 
 from __future__ import annotations
 

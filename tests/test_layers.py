@@ -8,26 +8,14 @@ TYPE_CHECKING count too: a layer is about what a unit knows, not when it loads i
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT / "shared"
+from tests.support.layers import RANK, README, ROOT, SHARED, readme_with_package_list
 
-LAYERS: list[set[str]] = [
-    {"errors"},
-    {"settings", "routes", "protection", "host", "simulator"},
-    {"limits", "auth"},
-    {"storage"},
-    {"usage"},
-    {"upstream", "registry"},
-    {"probe", "gateway"},
-    {"http", "report"},
-    {"cli"},
-]
-RANK = {unit: rank for rank, layer in enumerate(LAYERS) for unit in layer}
 # What function_app.py may reach: it binds routes and the timer, nothing more.
 FUNCTION_APP_UNITS = {"http", "probe", "routes", "settings"}
 
@@ -173,3 +161,19 @@ def test_only_the_host_knows_the_functions_runtime() -> None:
 def test_function_app_only_binds() -> None:
     reached = {unit_of(name) for _, name in imported(ROOT / "function_app.py")} - {None}
     assert reached <= FUNCTION_APP_UNITS, reached - FUNCTION_APP_UNITS
+
+
+@pytest.mark.parametrize("unit", sorted(u for u in RANK if (SHARED / u).is_dir()), ids=str)
+def test_each_package_names_its_modules(unit: str) -> None:
+    """A package's docstring says what each of its modules owns, so none goes unexplained."""
+    folder = SHARED / unit
+    docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text())) or ""
+    words = set(re.findall(r"\w+", docstring))
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    missing = sorted(m for m in modules if m not in words)
+    assert not missing, f"shared/{unit}/__init__.py does not mention {missing}"
+
+
+def test_readme_package_list_is_made_from_the_docstrings() -> None:
+    text = README.read_text()
+    assert readme_with_package_list(text) == text, "run: python -m tests.support.layers"

@@ -1,4 +1,5 @@
-"""`tollgate report` output: an aligned text table, a PNG chart and a self-contained HTML page."""
+"""`tollgate report latency` output: an aligned text table, a PNG chart and a self-contained
+HTML page."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Latency statistics for `tollgate report`: percentiles per model, path and stream, and overhead.
+"""Latency statistics for `tollgate report latency`: percentiles per model, path and stream,
+and overhead.
 
 Percentiles interpolate linearly between closest ranks: in the n sorted values, the q-th
 quantile sits at position h = (n - 1) * q (0-based); the result is x[floor(h)] plus the
