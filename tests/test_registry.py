@@ -13,6 +13,7 @@ import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
 from shared.auth import keys
+from shared.errors import ConfigError
 from shared.registry import admin
 from shared.registry.cache import RegistryCache
 from shared.registry.store import (
@@ -122,6 +123,17 @@ async def blob_settings(azurite_connection: str) -> AsyncIterator[Settings]:
             "TOLLGATE_STORAGE_CONNECTION_STRING": azurite_connection,
         }
         yield Settings.from_env(env)
+
+
+def test_a_malformed_connection_string_is_a_config_error_that_never_quotes_it() -> None:
+    env = {
+        "TOLLGATE_REGISTRY": "registry/systems.json",
+        "TOLLGATE_STORAGE_CONNECTION_STRING": "AccountKey=canary-not-a-key",
+    }
+    with pytest.raises(ConfigError) as caught:
+        store_from_settings(Settings.from_env(env))
+    assert "TOLLGATE_STORAGE_CONNECTION_STRING" in str(caught.value)
+    assert "canary" not in str(caught.value)
 
 
 async def test_blob_store_on_azurite(blob_settings: Settings) -> None:

@@ -18,6 +18,7 @@ from azure.core.exceptions import AzureError
 from shared.cli import usage_report as cli_usage_report
 from shared.cli.dates import add_dates, date_range
 from shared.cli.errors import CommandError
+from shared.errors import ConfigError
 from shared.probe.latency_csv import LatencyRow, read_csv
 from shared.report.render import Provenance, render_html, render_png, render_text
 from shared.report.stats import Summary, summarise
@@ -151,7 +152,7 @@ async def _load_probe_results(since: date, until: date) -> Loaded:
         store = results_store(
             location, settings.storage_connection_string, settings.azure_client_id
         )
-    except ValueError as exc:
+    except ConfigError as exc:
         raise CommandError(f"probe results location: {exc}") from None
     try:
         return await load_store(store, since, until)

@@ -13,6 +13,7 @@ from azure.core.exceptions import AzureError
 
 from shared.cli.dates import add_dates, date_range
 from shared.cli.errors import CommandError
+from shared.errors import ConfigError
 from shared.report.usage import (
     DEFAULT_BY,
     DIMENSIONS,
@@ -129,7 +130,7 @@ def _location(tally: Tally) -> RecordFiles:
             tally.since,
             tally.until,
         )
-    except ValueError as exc:
+    except ConfigError as exc:
         raise CommandError(f"usage records location: {exc}") from None
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared.auth import keys
+from shared.errors import ConfigError
 from shared.limits.config import LimitsError, parse_limits
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
@@ -107,19 +108,19 @@ def update_system(
     if allowed_networks:
         try:
             AllowList(allowed_networks, "allowed networks")
-        except ValueError as exc:
+        except ConfigError as exc:
             raise RegistryError(str(exc)) from None
 
     if redaction:
         try:
             Redactor(redaction)
-        except ValueError as exc:
+        except ConfigError as exc:
             raise RegistryError(str(exc)) from None
 
     if content_logging:
         try:
             parse_content_logging(content_logging, "content logging")
-        except ValueError as exc:
+        except ConfigError as exc:
             raise RegistryError(str(exc)) from None
 
     def change(document: Document) -> dict[str, Any]:

@@ -63,9 +63,12 @@ def container_client(
     from azure.storage.blob.aio import ContainerClient
 
     if location.connection_string:
-        client = ContainerClient.from_connection_string(
-            location.connection_string, container_name=location.container, **options
-        )
+        try:
+            client = ContainerClient.from_connection_string(
+                location.connection_string, container_name=location.container, **options
+            )
+        except ValueError:  # never quoted: the string holds the account key
+            raise ConfigError("TOLLGATE_STORAGE_CONNECTION_STRING is malformed") from None
         return client, None
     credential = _credential(client_id)
     assert location.account_url is not None
