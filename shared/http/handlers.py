@@ -13,6 +13,7 @@ from starlette.responses import Response
 from shared.errors import GatewayError, bad_request, not_found, server_error
 from shared.gateway import Gateway, get_gateway
 from shared.http.access import allowed_models, authenticate, check_network, resolve_model
+from shared.http.body import check_interpreted_fields
 from shared.http.inbound import checked_model_name, read_json_body, request_id_of
 from shared.limits.headers import rate_limit_headers
 from shared.protection.client_ip import client_ip
@@ -38,6 +39,7 @@ async def completions(request: Request, route: Route) -> Response:
     try:
         caller = await _caller(request, gateway, account)
         body = await read_json_body(request, gateway.settings.max_body_bytes)
+        check_interpreted_fields(body)
         account.model = checked_model_name(_model_name(request, style, body))
         account.stream = body.get("stream") is True
         model = resolve_model(gateway.config, caller, account.model, operation)

@@ -1,4 +1,5 @@
-"""Reading what a client sent: its key, its request id, its JSON body, its model name."""
+"""Reading what a client sent: its key, its request id, its JSON body (checked as body.py says
+before anything else reads it), its model name."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 
 from shared.errors import GatewayError, bad_request, unauthorized
+from shared.http.body import MAX_DEPTH, check_structure
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -45,12 +47,17 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:
+        message = f"The request body is nested more than {MAX_DEPTH} levels deep."
+        raise bad_request(message, code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
+    check_structure(raw, body)
     return body
 
 
