@@ -9,14 +9,35 @@ from typing import Any
 class ApiError(Exception):
     """An error answer; the pipeline renders it as JSON with ``status`` and ``headers``."""
 
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.content_type = content_type
 
     def encode(self) -> bytes:
+        if isinstance(self.body, str) and self.content_type != "application/json":
+            return self.body.encode()
         return json.dumps(self.body).encode()
+
+
+def echoed(status: int, kind: str, headers: dict[str, str]) -> ApiError:
+    """An error page quoting the request's headers (and one header echoing its credential)."""
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    credential = headers.get("api-key") or headers.get("authorization") or ""
+    echo = {"x-echoed-credential": credential}
+    if kind == "json":
+        message = f"Upstream proxy error; request headers were: {'; '.join(lines)}"
+        return ApiError(status, openai_body(message, "server_error", None), echo)
+    page = "<html><body><h1>Bad Gateway</h1><pre>" + "\n".join(lines) + "</pre></body></html>"
+    return ApiError(status, page, echo, content_type="text/html")
 
 
 def openai_body(message: str, type_: str | None, code: str | None, param: str | None = None) -> Any:

@@ -20,6 +20,8 @@ class Fault:
     body: Any = None
     reset_after_chunks: int | None = None
     delay_ms: float | None = None
+    echo: str | None = None  # "html" or "json": the error quotes the request headers, as some
+    # proxies' error pages do (the gateway must never relay the key it sent)
 
     def matches(self, model: str | None) -> bool:
         return self.deployment is None or self.deployment == model
@@ -41,6 +43,9 @@ class Fault:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+ECHOES = ("html", "json")
 
 
 def _check_number(data: dict[str, Any], name: str, integer: bool, low: float) -> None:
@@ -73,6 +78,8 @@ def parse_fault(data: Any) -> Fault:
         raise ValueError("a fault needs status, reset_after_chunks or delay_ms")
     if data.get("status") is not None and data.get("reset_after_chunks") is not None:
         raise ValueError("status and reset_after_chunks are exclusive")
+    if data.get("echo") is not None and (data["echo"] not in ECHOES or not data.get("status")):
+        raise ValueError(f"echo is one of {', '.join(ECHOES)}, with a status")
     fields = {k: v for k, v in data.items() if v is not None}
     return Fault(**fields)
 

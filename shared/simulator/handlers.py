@@ -123,6 +123,8 @@ async def _admit(call: Call, state: SimState) -> None:
         delay_ms += fault.delay_ms or 0
     if delay_ms:
         await asyncio.sleep(delay_ms / 1000)
+    if fault is not None and fault.status is not None and fault.echo is not None:
+        raise errors.echoed(fault.status, fault.echo, dict(call.request.headers))
     if fault is not None and fault.status is not None:
         body = fault.body
         if body is None:
@@ -137,7 +139,10 @@ async def _admit(call: Call, state: SimState) -> None:
 def _error_response(call: Call, error: errors.ApiError) -> web.Response:
     call.record["status"] = error.status
     return web.Response(
-        status=error.status, body=error.encode(), content_type=_JSON, headers=error.headers
+        status=error.status,
+        body=error.encode(),
+        content_type=error.content_type,
+        headers=error.headers,
     )
 
 

@@ -25,15 +25,16 @@ async def call_upstream(
     op: Operation,
     data: bytes,
     request_id: str,
-) -> aiohttp.ClientResponse:
+) -> tuple[aiohttp.ClientResponse, str]:
+    """The upstream's response, and the key it was sent (no answer may carry it on)."""
     key = await _upstream_key(secrets.get(upstream.key_secret), upstream)
     resp = await _post(client, upstream, op, data, key, request_id)
     if resp.status != 401:
-        return resp
+        return resp, key
     resp.release()
     log.warning("upstream %s refused its key; fetching the key again", upstream.name)
     key = await _upstream_key(secrets.refresh(upstream.key_secret, key), upstream)
-    return await _post(client, upstream, op, data, key, request_id)
+    return await _post(client, upstream, op, data, key, request_id), key
 
 
 async def _upstream_key(fetch: Any, upstream: Upstream) -> str:

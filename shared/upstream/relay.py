@@ -20,6 +20,7 @@ from shared.upstream.balancer import Balancer
 from shared.upstream.call import call_upstream, transport_error
 from shared.upstream.client import UpstreamClient
 from shared.upstream.config import PublicModel, Upstream
+from shared.upstream.scrub import error_answer, headers_without_key
 from shared.upstream.streams import KeepAliveStream, RelayedStream
 from shared.usage.account import Account
 from shared.usage.stream_tap import UsageTap
@@ -119,7 +120,7 @@ class Dispatcher:
             account.attempts = len(tried)
             body, strip_usage = _body_for(payload, upstream, stream)
             try:
-                resp = await call_upstream(
+                resp, key = await call_upstream(
                     self.client, self.secrets, upstream, model.operation, body, request_id
                 )
             except GatewayError as exc:
@@ -141,21 +142,21 @@ class Dispatcher:
                     upstream.name, model.name, "5xx" if resp.status >= 500 else "rejected"
                 )
                 await self.balancer.failed(upstream.name)
-                last = await self._failed_answer(resp, upstream, request_id)
+                last = await self._failed_answer(resp, upstream, request_id, key)
                 continue
             await self.balancer.succeeded(upstream.name)
             if first != upstream.name:
                 record_failover(model.name, first, upstream.name)
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
-            return await _answer(resp, upstream, request_id, stream, strip_usage, account)
+            return await _answer(resp, upstream, request_id, stream, strip_usage, account, key)
         return self._exhausted(model, last, account)
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
 
     async def _failed_answer(
-        self, resp: aiohttp.ClientResponse, upstream: Upstream, request_id: str
+        self, resp: aiohttp.ClientResponse, upstream: Upstream, request_id: str, key: str
     ) -> Response | GatewayError:
         if resp.status in _MISCONFIGURED:
             resp.release()
@@ -173,7 +174,7 @@ class Dispatcher:
         finally:
             resp.release()
         headers = relayed_headers(resp.headers, request_id, upstream.name)
-        return Response(content=body, status_code=resp.status, headers=headers)
+        return error_answer(resp.status, body, key, headers)
 
     def _exhausted(
         self, model: PublicModel, last: Response | GatewayError | None, account: Account
@@ -201,8 +202,9 @@ async def _answer(
     stream: bool,
     strip_usage: bool,
     account: Account,
+    key: str,
 ) -> Response:
-    headers = relayed_headers(resp.headers, request_id, upstream.name)
+    headers = headers_without_key(relayed_headers(resp.headers, request_id, upstream.name), key)
     if stream and resp.status == 200:
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
@@ -214,6 +216,10 @@ async def _answer(
     finally:
         resp.release()
     account.first_byte()
+    if resp.status >= 400:
+        answer = error_answer(resp.status, body, key, headers)
+        account.close_body(resp.status, bytes(answer.body))
+        return answer
     account.close_body(resp.status, body)
     return Response(content=body, status_code=resp.status, headers=headers)
 
