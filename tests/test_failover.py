@@ -99,6 +99,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         "TOLLGATE_SECRET_SIM": SIM_KEY,
         "TOLLGATE_REDIS_URL": "redis://127.0.0.1:6379/0",
         "TOLLGATE_UPSTREAM_READ_TIMEOUT": "1",
+        "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT": "1",  # the "timeout" case below
         "TOLLGATE_BREAKER_FAILURES": "3",
         "TOLLGATE_BREAKER_OPEN_SECONDS": "2",
     }

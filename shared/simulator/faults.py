@@ -20,6 +20,8 @@ class Fault:
     body: Any = None
     reset_after_chunks: int | None = None
     delay_ms: float | None = None
+    stall_after_chunks: int | None = None  # a stream goes silent after this many chunks
+    stall_ms: float | None = None  # for this long (then goes on)
     echo: str | None = None  # "html" or "json": the error quotes the request headers, as some
     # proxies' error pages do (the gateway must never relay the key it sent)
 
@@ -46,6 +48,7 @@ class Fault:
 
 
 ECHOES = ("html", "json")
+_EFFECTS = ("status", "reset_after_chunks", "delay_ms", "stall_after_chunks")
 
 
 def _check_number(data: dict[str, Any], name: str, integer: bool, low: float) -> None:
@@ -68,14 +71,17 @@ def parse_fault(data: Any) -> Fault:
     _check_number(data, "status", True, 100)
     _check_number(data, "count", True, 1)
     _check_number(data, "reset_after_chunks", True, 0)
-    for name in ("retry_after", "retry_after_ms", "delay_ms"):
+    _check_number(data, "stall_after_chunks", True, 0)
+    for name in ("retry_after", "retry_after_ms", "delay_ms", "stall_ms"):
         _check_number(data, name, False, 0)
     if data.get("status") is not None and data["status"] > 599:
         raise ValueError("status must be <= 599")
     if data.get("deployment") is not None and not isinstance(data["deployment"], str):
         raise ValueError("deployment must be a string")
-    if all(data.get(k) is None for k in ("status", "reset_after_chunks", "delay_ms")):
-        raise ValueError("a fault needs status, reset_after_chunks or delay_ms")
+    if all(data.get(k) is None for k in _EFFECTS):
+        raise ValueError("a fault needs status, reset_after_chunks, delay_ms or stall_after_chunks")
+    if (data.get("stall_after_chunks") is None) != (data.get("stall_ms") is None):
+        raise ValueError("stall_after_chunks and stall_ms go together")
     if data.get("status") is not None and data.get("reset_after_chunks") is not None:
         raise ValueError("status and reset_after_chunks are exclusive")
     if data.get("echo") is not None and (data["echo"] not in ECHOES or not data.get("status")):

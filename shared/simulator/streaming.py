@@ -23,13 +23,19 @@ class _Emitter:
     def __init__(self, response: web.StreamResponse, call: Call) -> None:
         self._response = response
         self._record = call.record
-        self._reset_after = call.fault.reset_after_chunks if call.fault else None
+        fault = call.fault
+        self._reset_after = fault.reset_after_chunks if fault else None
+        self._stall_after = fault.stall_after_chunks if fault else None
+        self._stall_seconds = (fault.stall_ms or 0) / 1000 if fault else 0.0
         self.sent = 0
         self._record["chunks_sent"] = 0
 
     async def send(self, frame: bytes) -> None:
         if self._reset_after is not None and self.sent >= self._reset_after:
             raise _Reset
+        if self.sent == self._stall_after:
+            self._record["stalled"] = True
+            await asyncio.sleep(self._stall_seconds)
         await self._response.write(frame)
         self.sent += 1
         self._record["chunks_sent"] = self.sent

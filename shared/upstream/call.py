@@ -12,7 +12,7 @@ from shared.auth.secret_cache import CachedSecrets
 from shared.auth.secrets import SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
 from shared.routes import Operation
-from shared.upstream.client import UpstreamClient
+from shared.upstream.client import UpstreamClient, UpstreamTimeout
 from shared.upstream.config import Upstream
 
 log = logging.getLogger("tollgate.relay")
@@ -68,10 +68,16 @@ async def _post(
         raise transport_error(upstream, exc) from None
 
 
+_PHASES = {"connect": "connecting", "first_byte": "first byte", "idle": "silent too long"}
+
+
 def transport_error(upstream: Upstream, exc: BaseException) -> GatewayError:
-    log.warning("upstream %s failed: %s", upstream.name, type(exc).__name__)
+    phase = exc.phase if isinstance(exc, UpstreamTimeout) else ""
+    log.warning("upstream %s failed: %s %s", upstream.name, type(exc).__name__, phase)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return upstream_failure(504, "The upstream deployment timed out.", "upstream_timeout")
+        where = f" ({_PHASES[phase]})" if phase in _PHASES else ""
+        message = f"The upstream deployment timed out{where}."
+        return upstream_failure(504, message, "upstream_timeout")
     return upstream_failure(
         502, "The upstream deployment could not be reached.", "upstream_unreachable"
     )

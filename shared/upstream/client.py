@@ -1,10 +1,21 @@
-"""One pooled aiohttp session per worker process, created on first use inside its loop."""
+"""One pooled aiohttp session per worker process, created on first use inside its loop, and
+the timeouts of an exchange: connect, first byte (the response's headers) and idle (silence
+between chunks of the body), each governing only its own phase."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import aiohttp
+
+
+class UpstreamTimeout(TimeoutError):
+    """An upstream exchange outlived the timeout of one phase: connect, first_byte or idle."""
+
+    def __init__(self, phase: str):
+        super().__init__(phase)
+        self.phase = phase
 
 
 class UpstreamClient:
@@ -12,11 +23,10 @@ class UpstreamClient:
         self, connect_timeout: float, read_timeout: float, pool_size: int, first_byte: float = 180
     ):
         self._first_byte = first_byte
+        self._idle = read_timeout
+        # No sock_read: aiohttp would apply it to the wait for the headers as well.
         self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=connect_timeout,
-            sock_connect=connect_timeout,
-            sock_read=read_timeout,
+            total=None, connect=connect_timeout, sock_connect=connect_timeout
         )
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
@@ -36,8 +46,29 @@ class UpstreamClient:
 
     async def post(self, url: str, headers: dict[str, str], data: bytes) -> aiohttp.ClientResponse:
         """The response once its headers are in: at most the first-byte timeout away."""
-        async with asyncio.timeout(self._first_byte):
-            return await self.session().post(url, headers=headers, data=data, allow_redirects=False)
+        try:
+            async with asyncio.timeout(self._first_byte):
+                session = self.session()
+                return await session.post(url, headers=headers, data=data, allow_redirects=False)
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamTimeout("connect") from None
+        except TimeoutError:
+            raise UpstreamTimeout("first_byte") from None
+
+    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The body as it arrives; UpstreamTimeout("idle") after the read timeout of silence."""
+        while True:
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await resp.content.readany()
+            except TimeoutError:
+                raise UpstreamTimeout("idle") from None
+            if not chunk:
+                return
+            yield chunk
+
+    async def read(self, resp: aiohttp.ClientResponse) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks(resp)])
 
     async def aclose(self) -> None:
         if self._session is not None:

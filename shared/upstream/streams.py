@@ -26,12 +26,14 @@ class RelayedStream(StreamingResponse):
     def __init__(
         self,
         resp: aiohttp.ClientResponse,
+        chunks: AsyncIterator[bytes],
         upstream_name: str,
         tap: UsageTap,
         account: Account,
         headers: dict[str, str],
     ):
         self._upstream = resp
+        self._chunks = chunks  # the body, with the idle timeout between chunks
         self._name = upstream_name
         self._tap = tap
         self._account = account
@@ -57,7 +59,7 @@ class RelayedStream(StreamingResponse):
         """On the client's disconnect this is cancelled, and finish() drops the upstream
         connection, which cancels the request upstream too."""
         try:
-            async for chunk in self._upstream.content.iter_any():
+            async for chunk in self._chunks:
                 out = self._tap.feed(chunk)
                 if out:
                     self._account.first_byte()
@@ -71,7 +73,12 @@ class RelayedStream(StreamingResponse):
                 yield rest
             self._completed = True
             self._upstream.release()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            log.warning("stream from %s stalled: phase=idle", self._name)
+            self._error_code = "upstream_timeout"
+            message = "The upstream stream stalled (no data within the read timeout)."
+            yield _error_event(message, "upstream_error", self._error_code)
+        except aiohttp.ClientError as exc:
             log.warning("stream from %s broke: %s", self._name, type(exc).__name__)
             self._error_code = "stream_interrupted"
             message = "The upstream stream was interrupted."
@@ -100,10 +107,11 @@ class KeepAliveStream(StreamingResponse):
         )
 
     async def _body(self) -> AsyncIterator[bytes]:
+        # The dispatcher waited one interval before answering with this stream: the first
+        # comment is due now, the next ones every interval.
         while not self._attempts.done():
-            done, _ = await asyncio.wait({self._attempts}, timeout=self._every)
-            if not done:
-                yield b": keep-alive\n\n"
+            yield b": keep-alive\n\n"
+            await asyncio.wait({self._attempts}, timeout=self._every)
         try:
             outcome = self._attempts.result()
         except GatewayError as exc:
