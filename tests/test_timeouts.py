@@ -87,7 +87,7 @@ def test_keep_alives_come_at_the_setting_from_the_first(rig: Rig) -> None:
     # one waited two intervals), then the answer.
     rig.fault(delay_ms=KEEPALIVE * 1000 * 2.6, deployment="gpt-4-turbo")
     url = f"{rig.gateway.url}/gateway/chat/completions/gpt-4-turbo"
-    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
     with requests.post(url, headers={"api-key": rig.key}, json=body, stream=True, timeout=30) as r:
         lines = [line for line in r.iter_lines() if line]
     comments = [line for line in lines if line.startswith(b":")]
