@@ -60,6 +60,7 @@ def custom(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         "TOLLGATE_SECRET_SIM_OPENAI": SIM_KEY,
         "TOLLGATE_SECRET_SIM_AZURE": SIM_KEY,
         "TOLLGATE_UPSTREAM_READ_TIMEOUT": "1",
+        "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT": "1",  # the slow upstream below
     }
     key = new_system(env, "app")
     gateway = start_gateway(env, Path(work / "gateway.log"))
