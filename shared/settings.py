@@ -35,6 +35,8 @@ class Settings:
     upstream_first_byte_timeout: float
     upstream_total_timeout: float
     sse_keepalive_seconds: float
+    request_deadline_seconds: float  # the local host: a request's head and body arrive within
+    max_connections: int  # the local host: connections held at once (more get a 503)
     upstream_pool_size: int
     log_level: str
     log_format: str
@@ -84,6 +86,8 @@ class Settings:
             upstream_first_byte_timeout=_float(e, "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT", 180.0),
             upstream_total_timeout=_float(e, "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT", 600.0),
             sse_keepalive_seconds=_float(e, "TOLLGATE_SSE_KEEPALIVE_SECONDS", 15.0),
+            request_deadline_seconds=_float(e, "TOLLGATE_REQUEST_DEADLINE_SECONDS", 30.0),
+            max_connections=int(_float(e, "TOLLGATE_MAX_CONNECTIONS", 2048)),
             upstream_pool_size=int(_float(e, "TOLLGATE_UPSTREAM_POOL_SIZE", 256)),
             log_level=e.get("TOLLGATE_LOG_LEVEL", "INFO").upper(),
             log_format=_choice(e, "TOLLGATE_LOG_FORMAT", ("json", "text")),

@@ -89,6 +89,8 @@ LOCAL_ONLY = {
     "TOLLGATE_TIKTOKEN_CACHE_DIR",  # default: a private folder under /tmp, writable on Flex
     "TOLLGATE_BENCH_KEY",  # `tollgate bench` on an operator's machine
     "TOLLGATE_LOG_FORMAT",  # `tollgate serve`'s own log handler; in Azure the worker owns logs
+    "TOLLGATE_REQUEST_DEADLINE_SECONDS",  # `tollgate serve`'s slow clients; Azure's front end
+    "TOLLGATE_MAX_CONNECTIONS",  # likewise
     "TOLLGATE_AUDIT_LOG",  # written by the `tollgate` CLI on an operator's machine
     "TOLLGATE_ACTOR",  # who the operator is, for the audit log
     "TOLLGATE_ENTRA_JWKS_URL",  # only for a national cloud or a test key server

@@ -54,10 +54,12 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
     import uvicorn
 
+    from shared.host.deadlines import DeadlineProtocol
+
     settings = Settings.from_env()
     level = settings.log_level
     configure_logging(level, settings.log_format)
-    return uvicorn.Config(
+    config = uvicorn.Config(
         "asgi:app",
         host=args.host,
         port=args.port,
@@ -66,7 +68,11 @@ def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
         access_log=False,
         log_config=None,  # uvicorn's records go through the same (JSON) handler
         timeout_graceful_shutdown=10,
+        http=DeadlineProtocol,  # slow clients: closed when a request takes too long to arrive
+        limit_concurrency=settings.max_connections,
     )
+    config.request_deadline = settings.request_deadline_seconds  # type: ignore[attr-defined]
+    return config
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """The local and on-premises host: an ASGI app built from function_app.py's own registrations
-(asgi), the NCRONTAB schedule its timer follows (ncrontab), and JSON log lines (log_format).
+(asgi), the NCRONTAB schedule its timer follows (ncrontab), JSON log lines (log_format), and
+deadlines for slow clients (deadlines).
 
-Imports from shared/: nothing; it hosts the gateway and is no part of it.
+Imports from shared/: errors only; it hosts the gateway and is no part of it.
 """

@@ -7,7 +7,7 @@ import logging
 import traceback
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from shared.errors import GatewayError, bad_request, not_found, server_error
@@ -52,6 +52,9 @@ async def completions(request: Request, route: Route) -> Response:
     except GatewayError as exc:
         account.close_error(exc.status, exc.code)
         response = exc.to_response({"x-request-id": request_id})
+    except ClientDisconnect:  # gone before its body arrived (or cut off as too slow)
+        account.close_disconnected()
+        response = Response(status_code=499, headers={"x-request-id": request_id})
     except Exception as exc:  # a bug: an OpenAI-shaped 500, never a stack trace to the client
         # Where, not what: an exception's message could quote the request.
         where = " < ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__))

@@ -86,6 +86,10 @@ class Account:
         """An answer with no tokens: an error, or a success that uses none (a model list)."""
         self._close(status, code or "", 0, 0, disconnected=False)
 
+    def close_disconnected(self) -> None:
+        """The client left before its request had arrived whole."""
+        self._close(499, "client_disconnected", 0, 0, disconnected=True)
+
     def close_body(self, status: int, body: bytes) -> None:
         usage = _usage(body) if status == 200 else {}
         self._close(
