@@ -64,7 +64,10 @@ fields = {
     "metadata": values,
 }
 bodies = st.fixed_dictionaries({}, optional=fields) | values
-header_text = st.text(alphabet=string.ascii_letters + string.digits + " -_.:/;=", max_size=40)
+# What an HTTP client will send: no whitespace at the ends (requests refuses a leading one).
+header_text = st.text(alphabet=string.ascii_letters + string.digits + " -_.:/;=", max_size=40).map(
+    str.strip
+)
 
 
 def assert_openai_error(response: requests.Response) -> None:
