@@ -9,6 +9,7 @@ and the gateway goes on serving. Bounded in examples and time.
 from __future__ import annotations
 
 import json
+import os
 import string
 from typing import Any
 
@@ -34,6 +35,7 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
+    derandomize=bool(os.environ.get("CI")),  # CI: the same examples every run; locally: new ones
 )
 
 # Any code point, unpaired surrogates too (JSON can spell them: "\ud800").
