@@ -73,6 +73,8 @@ _PHASES = {"connect": "connecting", "first_byte": "first byte", "idle": "silent 
 
 def transport_error(upstream: Upstream, exc: BaseException) -> GatewayError:
     phase = exc.phase if isinstance(exc, UpstreamTimeout) else ""
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        phase = "idle"  # the body went silent past the read timeout
     log.warning("upstream %s failed: %s %s", upstream.name, type(exc).__name__, phase)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         where = f" ({_PHASES[phase]})" if phase in _PHASES else ""

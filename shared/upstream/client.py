@@ -1,17 +1,17 @@
 """One pooled aiohttp session per worker process, created on first use inside its loop, and
 the timeouts of an exchange: connect, first byte (the response's headers) and idle (silence
-between chunks of the body), each governing only its own phase."""
+while the body arrives), each governing only its own phase."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 
 
 class UpstreamTimeout(TimeoutError):
-    """An upstream exchange outlived the timeout of one phase: connect, first_byte or idle."""
+    """An upstream exchange outlived the timeout of its connect or first_byte phase (a silent
+    body fails with aiohttp's SocketTimeoutError, also a TimeoutError)."""
 
     def __init__(self, phase: str):
         super().__init__(phase)
@@ -45,30 +45,27 @@ class UpstreamClient:
         return self._session
 
     async def post(self, url: str, headers: dict[str, str], data: bytes) -> aiohttp.ClientResponse:
-        """The response once its headers are in: at most the first-byte timeout away."""
+        """The response once its headers are in (at most the first-byte timeout away); from then
+        on, silence longer than the read timeout fails a read of its body with a TimeoutError."""
         try:
             async with asyncio.timeout(self._first_byte):
                 session = self.session()
-                return await session.post(url, headers=headers, data=data, allow_redirects=False)
+                resp = await session.post(url, headers=headers, data=data, allow_redirects=False)
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamTimeout("connect") from None
         except TimeoutError:
             raise UpstreamTimeout("first_byte") from None
+        self._watch_body(resp)
+        return resp
 
-    async def chunks(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        """The body as it arrives; UpstreamTimeout("idle") after the read timeout of silence."""
-        while True:
-            try:
-                async with asyncio.timeout(self._idle):
-                    chunk = await resp.content.readany()
-            except TimeoutError:
-                raise UpstreamTimeout("idle") from None
-            if not chunk:
-                return
-            yield chunk
-
-    async def read(self, resp: aiohttp.ClientResponse) -> bytes:
-        return b"".join([chunk async for chunk in self.chunks(resp)])
+    def _watch_body(self, resp: aiohttp.ClientResponse) -> None:
+        # aiohttp's own read timeout (rescheduled on every packet: cheaper than a timer per
+        # chunk), set on this connection only now, so it never covered the wait for headers.
+        # Each new request on the connection resets it (the session's sock_read is None).
+        protocol = resp.connection.protocol if resp.connection is not None else None
+        if protocol is not None:
+            protocol.read_timeout = self._idle
+            protocol.start_timeout()
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -149,8 +149,7 @@ class Dispatcher:
                 record_failover(model.name, first, upstream.name)
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
-            answer = _Answer(self.client, upstream, request_id, account, key)
-            return await answer.of(resp, stream, strip_usage)
+            return await _answer(resp, upstream, request_id, stream, strip_usage, account, key)
         return self._exhausted(model, last, account)
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
@@ -169,7 +168,7 @@ class Dispatcher:
                 code="upstream_rejected",
             )
         try:
-            body = await self.client.read(resp)
+            body = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return transport_error(upstream, exc)
         finally:
@@ -196,41 +195,35 @@ class Dispatcher:
         raise server_error(503, message, "upstreams_unavailable", headers)
 
 
-@dataclass
-class _Answer:
-    """The answer a client gets from the upstream response chosen for it."""
-
-    client: UpstreamClient
-    upstream: Upstream
-    request_id: str
-    account: Account
-    key: str
-
-    async def of(self, resp: aiohttp.ClientResponse, stream: bool, strip_usage: bool) -> Response:
-        upstream, account, key = self.upstream, self.account, self.key
-        headers = headers_without_key(
-            relayed_headers(resp.headers, self.request_id, upstream.name), key
-        )
-        if stream and resp.status == 200:
-            headers.setdefault("cache-control", "no-cache")
-            headers["x-accel-buffering"] = "no"
-            chunks = self.client.chunks(resp)
-            return RelayedStream(
-                resp, chunks, upstream.name, UsageTap(strip_usage), account, headers
-            )
-        try:
-            body = await self.client.read(resp)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise transport_error(upstream, exc) from None
-        finally:
-            resp.release()
-        account.first_byte()
-        if resp.status >= 400:
-            answer = error_answer(resp.status, body, key, headers)
-            account.close_body(resp.status, bytes(answer.body))
-            return answer
-        account.close_body(resp.status, body)
-        return Response(content=body, status_code=resp.status, headers=headers)
+async def _answer(
+    resp: aiohttp.ClientResponse,
+    upstream: Upstream,
+    request_id: str,
+    stream: bool,
+    strip_usage: bool,
+    account: Account,
+    key: str,
+) -> Response:
+    """The answer the client gets from the upstream response chosen for it."""
+    relayed = relayed_headers(resp.headers, request_id, upstream.name)
+    headers = headers_without_key(relayed, key)
+    if stream and resp.status == 200:
+        headers.setdefault("cache-control", "no-cache")
+        headers["x-accel-buffering"] = "no"
+        return RelayedStream(resp, upstream.name, UsageTap(strip_usage), account, headers)
+    try:
+        body = await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise transport_error(upstream, exc) from None
+    finally:
+        resp.release()
+    account.first_byte()
+    if resp.status >= 400:
+        answer = error_answer(resp.status, body, key, headers)
+        account.close_body(resp.status, bytes(answer.body))
+        return answer
+    account.close_body(resp.status, body)
+    return Response(content=body, status_code=resp.status, headers=headers)
 
 
 def _body_for(payload: dict[str, Any], upstream: Upstream, stream: bool) -> tuple[bytes, bool]:

@@ -26,14 +26,12 @@ class RelayedStream(StreamingResponse):
     def __init__(
         self,
         resp: aiohttp.ClientResponse,
-        chunks: AsyncIterator[bytes],
         upstream_name: str,
         tap: UsageTap,
         account: Account,
         headers: dict[str, str],
     ):
         self._upstream = resp
-        self._chunks = chunks  # the body, with the idle timeout between chunks
         self._name = upstream_name
         self._tap = tap
         self._account = account
@@ -59,7 +57,7 @@ class RelayedStream(StreamingResponse):
         """On the client's disconnect this is cancelled, and finish() drops the upstream
         connection, which cancels the request upstream too."""
         try:
-            async for chunk in self._chunks:
+            async for chunk in self._upstream.content.iter_any():
                 out = self._tap.feed(chunk)
                 if out:
                     self._account.first_byte()
