@@ -198,6 +198,9 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
         "TOLLGATE_SECRET_BENCH_SIMULATOR_KEY": sim_key,
         "TOLLGATE_PROBE_ENABLED": "false",
         "TOLLGATE_LOG_LEVEL": "INFO",
+        # Usage records and the audit log stay in this run's folder, not the repository's.
+        "TOLLGATE_USAGE_RECORDS": str(work / "usage"),
+        "TOLLGATE_AUDIT_LOG": str(work / "audit"),
     }
     for name in ("TOLLGATE_CONFIG", "TOLLGATE_REDIS_URL", "TOLLGATE_KEYVAULT_URL"):
         os.environ.pop(name, None)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,14 @@ def start(
     args: list[str], env: dict[str, str], ready_url: str, url: str, log_path: Path
 ) -> Service:
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
-    # A test's gateway never runs the scheduled probe unless the test asks for it.
-    env = {"TOLLGATE_PROBE_ENABLED": "false", **env}
+    # A test's gateway never runs the scheduled probe unless the test asks for it, and writes
+    # nothing into the repository's own .tollgate/ unless the test says where.
+    env = {
+        "TOLLGATE_PROBE_ENABLED": "false",
+        "TOLLGATE_USAGE_RECORDS": str(log_path.parent / "usage"),
+        "TOLLGATE_CONTENT_LOG": str(log_path.parent / "content"),
+        **env,
+    }
     process = subprocess.Popen(
         args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
     )
@@ -77,6 +84,11 @@ def start_gateway(env: dict[str, str], log_path: Path) -> Service:
 
 
 def tollgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # The audit log beside the test's registry (or in the temporary folder), never in the
+    # repository's own .tollgate/, unless the test says where.
+    registry = Path(env.get("TOLLGATE_REGISTRY", ""))
+    folder = registry.parent if registry.is_absolute() else Path(tempfile.gettempdir())
+    env = {"TOLLGATE_AUDIT_LOG": str(folder / "tollgate-audit"), **env}
     return subprocess.run(
         [sys.executable, "-m", "shared.cli", *args],
         cwd=ROOT,
