@@ -85,6 +85,20 @@ def start_simulator(key: str, log: Path) -> Service:
     return start("simulator", args, {}, f"{url}/_sim/requests", url, log)
 
 
+def start_reference(upstream: str, log: Path) -> Service:
+    """The reference relay (bench/reference_relay.py) in front of the same upstream."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "bench.reference_relay", "--port", str(port)]
+    return start("reference", [*args, "--upstream", upstream], {}, f"{url}/healthz", url, log)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of the process onto `cpus` (threads started later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
 def start_gateway(name: str, env: dict[str, str], log: Path) -> Service:
     """The gateway as users run it: `tollgate serve`, one worker process."""
     port = free_port()

@@ -1,11 +1,14 @@
-"""The bench's figures: what each gateway adds over direct, what limits cost, targets met or not."""
+"""The bench's figures: each gateway against the reference relay measured in the same run (the
+ratios that hold from machine to machine), what it adds over direct, what limits cost, and the
+targets met or not."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-DIRECT, PLAIN, REDIS, LIMITS = "direct", "gateway", "gateway_redis", "gateway_limits"
+DIRECT, REFERENCE = "direct", "reference"
+PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
 # Each feature's cost: the path with it minus the path without it.
 FEATURE_STEPS = (
     (PLAIN, REDIS, "Redis configured, no limits (deployment health shared in Redis)"),
@@ -115,6 +118,35 @@ def figures(
     }
 
 
+def versus_reference(
+    path: str, phases: list[dict[str, Any]], ttfb: dict[str, Any], rss: dict[str, float]
+) -> dict[str, float]:
+    """The gateway as multiples of the reference (shares, ratios) or past it (ms)."""
+
+    def at(mode: str, connections: int, name: str) -> dict[str, Any]:
+        return find(phases, mode, connections, name)
+
+    def share(mode: str, connections: int) -> float:
+        base = at(mode, connections, REFERENCE)["rps"]
+        return at(mode, connections, path)["rps"] / base if base else 0.0
+
+    cpu_ref = at("chat", 64, REFERENCE)["cpu_ms_per_request"] or 0.0
+    cpu = at("chat", 64, path)["cpu_ms_per_request"] or 0.0
+    first = ttfb["paths"]
+    return {
+        "rps_share_chat_c64": share("chat", 64),
+        "rps_share_stream_c64": share("stream", 64),
+        "rps_share_chat_c1": share("chat", 1),
+        "cpu_ratio_chat_c64": cpu / cpu_ref if cpu_ref else 0.0,
+        "p50_over_reference_chat_c1_ms": at("chat", 1, path)["p50_ms"]
+        - at("chat", 1, REFERENCE)["p50_ms"],
+        "p99_over_reference_chat_c1_ms": at("chat", 1, path)["p99_ms"]
+        - at("chat", 1, REFERENCE)["p99_ms"],
+        "first_chunk_over_reference_p50_ms": first[path]["p50_ms"] - first[REFERENCE]["p50_ms"],
+        "peak_rss_ratio": rss[path] / rss[REFERENCE] if rss.get(REFERENCE) else 0.0,
+    }
+
+
 def judge(path: str, values: dict[str, float]) -> list[dict[str, Any]]:
     return [
         {
@@ -142,7 +174,7 @@ def build(
     ttfb: dict[str, Any],
     peak_rss_mb: dict[str, float],
 ) -> dict[str, Any]:
-    gateways = [name for name in labels if name != DIRECT]
+    gateways = [name for name in labels if name not in (DIRECT, REFERENCE)]
     results: dict[str, Any] = {
         "machine": machine,
         "settings": settings,
@@ -166,6 +198,16 @@ def build(
             "ttfb_overhead": ttfb_overhead(ttfb, name),
         }
         results["targets"] += judge(name, figures(name, phases, ttfb, peak_rss_mb[name]))
+    if REFERENCE in labels:
+        results["reference"] = {
+            "label": labels[REFERENCE],
+            "peak_rss_mb": peak_rss_mb[REFERENCE],
+            "overhead": overhead(phases, REFERENCE),
+            "ttfb_overhead": ttfb_overhead(ttfb, REFERENCE),
+        }
+        results["versus_reference"] = {
+            name: versus_reference(name, phases, ttfb, peak_rss_mb) for name in gateways
+        }
     # Targets are for the full production path: limits in Redis, when it ran.
     results["targets_judged_on"] = LIMITS if LIMITS in gateways else PLAIN
     return results
@@ -184,8 +226,10 @@ def table(results: dict[str, Any]) -> str:
         f"per phase (+{s['warmup_seconds_per_phase']} s warm-up in the first); "
         f"upstream: {s['upstream']}",
         f"Gateway: {s['gateway']}; Redis: {s['redis']}",
+        f"Reference: {s.get('reference', '-')}; pinning: {s.get('pinning', '-')}",
         "Production path:",
         *(f"  {name:14} {state}" for name, state in s["features"].items()),
+        *reference_lines(results),
         "",
         f"{'phase':11} {'path':26} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
         f"{'errors':>6} {'CPU ms/req':>10}",
@@ -207,8 +251,9 @@ def table(results: dict[str, Any]) -> str:
             f"  {labels[name]:26} p50 {spread['p50_ms']:.3f}  p90 {spread['p90_ms']:.3f}  "
             f"p99 {spread['p99_ms']:.3f} ms"
         )
-    lines += ["", "Added by the gateway (gateway minus direct, ms):"]
-    for gateway in results["gateways"].values():
+    lines += ["", "Added over direct (path minus direct, ms):"]
+    servers = [results["reference"]] if "reference" in results else []
+    for gateway in [*servers, *results["gateways"].values()]:
         lines.append(f"  {gateway['label']}: peak RSS {gateway['peak_rss_mb']:.1f} MB")
         for row in gateway["overhead"]:
             lines.append(
@@ -231,6 +276,32 @@ def table(results: dict[str, Any]) -> str:
     lines += ["", *target_lines(results)]
     lines.append("Not measured: " + ", ".join(results["not_measured"]))
     return "\n".join(lines)
+
+
+REFERENCE_ROWS = (
+    ("rps_share_chat_c64", "requests/s, chat, 64 connections", "{:.0%} of it"),
+    ("rps_share_stream_c64", "requests/s, stream, 64 connections", "{:.0%} of it"),
+    ("rps_share_chat_c1", "requests/s, chat, 1 connection", "{:.0%} of it"),
+    ("cpu_ratio_chat_c64", "CPU per request, chat, 64 connections", "{:.2f}x"),
+    ("p50_over_reference_chat_c1_ms", "latency p50, chat, 1 connection", "{:+.3f} ms"),
+    ("p99_over_reference_chat_c1_ms", "latency p99, chat, 1 connection", "{:+.3f} ms"),
+    ("first_chunk_over_reference_p50_ms", "first streamed chunk, p50", "{:+.3f} ms"),
+    ("peak_rss_ratio", "peak RSS", "{:.2f}x"),
+)
+
+
+def reference_lines(results: dict[str, Any]) -> list[str]:
+    """Each gateway against the reference relay, in the same run: the figures to compare."""
+    versus = results.get("versus_reference")
+    if not versus:
+        return []
+    names = list(versus)
+    header = f"{'Against the reference relay (same run)':42}"
+    header += "".join(f" {results['paths'][name]:>26}" for name in names)
+    lines = ["", header]
+    for key, text, shape in REFERENCE_ROWS:
+        lines.append(f"{text:42}" + "".join(f" {shape.format(versus[n][key]):>26}" for n in names))
+    return lines
 
 
 def target_lines(results: dict[str, Any]) -> list[str]:

@@ -43,7 +43,9 @@ from bench.procs import (
     Service,
     cpu_seconds,
     peak_rss_mb,
+    pin,
     start_gateway,
+    start_reference,
     start_simulator,
     tollgate,
 )
@@ -61,9 +63,11 @@ BODIES = {
     "stream": json.dumps({"messages": MESSAGES, "stream": True}).encode(),
 }
 CONNECTIONS = (1, 64)
-DIRECT, PLAIN, REDIS, LIMITS = "direct", "gateway", "gateway_redis", "gateway_limits"
+DIRECT, REFERENCE = "direct", "reference"
+PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
 LABELS = {
     DIRECT: "direct",
+    REFERENCE: "reference relay (aiohttp)",
     PLAIN: "gateway, no Redis",
     REDIS: "gateway + Redis, no limits",
     LIMITS: "gateway + Redis + limits",
@@ -97,7 +101,7 @@ class Options:
 @dataclass
 class Setup:
     simulator: Service
-    gateways: dict[str, Service]
+    gateways: dict[str, Service]  # the reference too: its CPU and memory are measured alike
     targets: dict[str, Target]
 
 
@@ -210,9 +214,12 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
     tollgate(env, "systems", "limits", limited_system, *BENCH_LIMITS)
     open_key = tollgate(env, "keys", "create", "--system", open_system)
     targets = {DIRECT: Target(DIRECT, simulator.url + CHAT_PATH, {"api-key": sim_key})}
+    reference = start_reference(simulator.url, work / "reference.log")
+    stack.append(reference)
+    targets[REFERENCE] = Target(REFERENCE, reference.url + CHAT_PATH, {"api-key": sim_key})
     plain = start_gateway(PLAIN, env, work / "gateway.log")
     stack.append(plain)
-    gateways = {PLAIN: plain}
+    gateways = {REFERENCE: reference, PLAIN: plain}
     targets[PLAIN] = Target(PLAIN, plain.url + CHAT_PATH, {"api-key": open_key})
     if redis_url is not None:
         limited_key = tollgate(env, "keys", "create", "--system", limited_system)
@@ -225,6 +232,20 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
         targets[REDIS] = Target(REDIS, shared.url + CHAT_PATH, {"api-key": open_key})
         targets[LIMITS] = Target(LIMITS, shared.url + CHAT_PATH, {"api-key": limited_key})
     return Setup(simulator, gateways, targets)
+
+
+def pin_processes(setup: Setup) -> str:
+    """With two CPUs or more: the servers measured (the reference and the gateways) share the
+    first, the simulator and the load (this process, wrk, its own client) the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "none (one CPU): every process shares it"
+    served, rest = {cpus[0]}, set(cpus[1:])
+    for service in {id(s): s for s in setup.gateways.values()}.values():
+        pin(service.pid, served)
+    pin(setup.simulator.pid, rest)
+    os.sched_setaffinity(0, rest)
+    return f"reference and gateways on CPU {cpus[0]}; simulator and load on CPU {sorted(rest)}"
 
 
 def drive(wrk: str | None, target: Target, mode: str, connections: int, seconds: float) -> Load:
@@ -366,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             redis_url, redis_note, private = resolve_redis(opts, work)
             progress(f"load: {client}; Redis: {redis_note}")
             setup = set_up(work, redis_url, stack)
+            pinning = pin_processes(setup)
+            progress(f"pinning: {pinning}")
             run_async(warm_up(list(setup.targets.values()), list(BODIES.values()), 50))
             phases = run_phases(opts, wrk, setup)
             ttfb = measure_ttfb(opts, setup)
@@ -387,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_client": client,
             "upstream": "built-in simulator, zero latency, 16 completion tokens",
             "gateway": "tollgate serve (uvicorn), one worker process",
+            "reference": "bench/reference_relay.py: aiohttp alone, streams chunk by chunk",
+            "pinning": pinning,
             "redis": redis_note,
             "request": f"POST {CHAT_PATH}",
             "features": FEATURES,

@@ -29,7 +29,7 @@ def test_quick_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert data["machine"]["nproc"] >= 1 and data["machine"]["python"]
     assert data["settings"]["quick"] is True
     paths = set(data["paths"])
-    assert {"direct", "gateway"} <= paths
+    assert {"direct", "reference", "gateway"} <= paths
     assert len(data["phases"]) == 2 * 2 * len(paths)  # chat and stream, 1 and 64 connections
     for phase in data["phases"]:
         assert all(phase[key] > 0 for key in PHASE_NUMBERS), phase
@@ -45,6 +45,12 @@ def test_quick_bench_writes_results_and_chart(tmp_path: Path) -> None:
     for name, gateway in data["gateways"].items():
         assert name in paths and gateway["peak_rss_mb"] > 0
         assert len(gateway["overhead"]) == 4
+    assert "reference" not in data["gateways"] and data["reference"]["peak_rss_mb"] > 0
+    assert set(data["versus_reference"]) == set(data["gateways"])
+    for ratios in data["versus_reference"].values():
+        assert all(ratios[key] > 0 for key in ratios if key.startswith(("rps_", "cpu_", "peak")))
+    assert data["settings"]["pinning"]
+    assert "Against the reference relay" in result.stdout
     assert data["targets"] and all(isinstance(t["met"], bool) for t in data["targets"])
     assert data["targets_judged_on"] in data["gateways"]
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
