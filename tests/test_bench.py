@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from shared.probe.latency_csv import read_csv
@@ -32,6 +33,9 @@ def test_two_models_three_runs_write_twelve_rows(live: Live, tmp_path: Path) -> 
     assert len(progress) == 12 and progress[-1].startswith("[12/12]")
     assert "12 requests, 0 failed" in result.stderr
     assert live.seed_key not in result.stderr + result.stdout
+    overheads = result.stdout.splitlines()  # one line per model, as make bench reports it
+    assert sorted(line.split(" ", 1)[0] for line in overheads) == ["gpt-35-turbo", "gpt-4o"]
+    assert all(re.search(r"at p50 \(\d+\.\d\dx direct\)", line) for line in overheads)
 
 
 def test_concurrent_streamed_bench(live: Live, tmp_path: Path) -> None:

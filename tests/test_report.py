@@ -189,6 +189,8 @@ def test_cli_prints_the_table(sample_csv: Path, capsys: pytest.CaptureFixture[st
     gap_p99 = expected(routed, 0.99) - expected(direct, 0.99)
     assert cells[2] == "+15.0"
     assert_printed(cells[3:4], [gap_p99])
+    ratio = expected(routed, 0.5) / expected(direct, 0.5)  # gateway / direct, as make bench says
+    assert cells[6] == f"{ratio:.2f}x"
 
 
 def test_out_writes_png_and_html(

@@ -15,6 +15,7 @@ from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_prov
 from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.run import schedule, targets, time_requests
+from shared.report.stats import Overhead, summarise
 from shared.routes import Operation
 from shared.settings import ProbeSettings, Settings
 from shared.upstream.config import load_config
@@ -55,7 +56,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     args.out.write_text(to_csv(rows), encoding="utf-8")
     failed = sum(not r.ok for r in rows)
     print(f"{len(rows)} requests, {failed} failed; written to {args.out}", file=sys.stderr)
+    for overhead in summarise(rows).overheads:
+        print(overhead_line(overhead))
     return 0 if rows else 1
+
+
+def overhead_line(o: Overhead) -> str:
+    """The gateway's overhead as `make bench` and `tollgate report latency` give it: difference
+    and ratio to direct."""
+    mode = "stream" if o.stream else "whole"
+    return (
+        f"{o.model} {mode}: gateway overhead {o.total_p50:+.1f} ms at p50 "
+        f"({o.total_p50_ratio:.2f}x direct), {o.total_p99:+.1f} ms at p99; first byte "
+        f"{o.ttfb_p50:+.1f} ms ({o.ttfb_p50_ratio:.2f}x)"
+    )
 
 
 async def _bench(args: argparse.Namespace, models: list[str], paths: list[str]) -> list[LatencyRow]:

@@ -25,10 +25,22 @@ GROUP_HEADERS = (
     "ttfb p90",
     "ttfb p99",
 )
-OVERHEAD_HEADERS = ("model", "stream", "total p50", "total p99", "ttfb p50", "ttfb p99")
+OVERHEAD_HEADERS = (
+    "model",
+    "stream",
+    "total p50",
+    "total p99",
+    "ttfb p50",
+    "ttfb p99",
+    "total p50 x",
+    "ttfb p50 x",
+)
 _TEXT_COLUMNS = 3  # leading columns that align left; the rest are numbers
 GROUP_TITLE = "Latency in ms (percentiles over successful requests)"
-OVERHEAD_TITLE = "Gateway overhead in ms (gateway - direct; negative = gateway faster)"
+OVERHEAD_TITLE = (
+    "Gateway overhead: gateway - direct in ms (negative = gateway faster), and gateway / direct "
+    "at p50 (x)"
+)
 NO_OVERHEAD = "(no model has successful rows on both the direct and the gateway path)"
 
 
@@ -80,6 +92,7 @@ def overhead_cells(overhead: Overhead) -> list[str]:
         _stream(overhead.stream),
         *(signed_ms(v) for v in (overhead.total_p50, overhead.total_p99)),
         *(signed_ms(v) for v in (overhead.ttfb_p50, overhead.ttfb_p99)),
+        *(f"{v:.2f}x" for v in (overhead.total_p50_ratio, overhead.ttfb_p50_ratio)),
     ]
 
 

@@ -72,7 +72,8 @@ class GroupStats:
 
 @dataclass(frozen=True)
 class Overhead:
-    """Gateway minus direct, for one model and stream mode (ms; negative = gateway faster)."""
+    """Gateway minus direct, for one model and stream mode (ms; negative = gateway faster),
+    and gateway over direct at p50 (the ratio `make bench` reports too)."""
 
     model: str
     stream: bool
@@ -80,6 +81,8 @@ class Overhead:
     total_p99: float
     ttfb_p50: float
     ttfb_p99: float
+    total_p50_ratio: float = 0.0
+    ttfb_p50_ratio: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,12 @@ def overheads(groups: Iterable[GroupStats]) -> tuple[Overhead, ...]:
                     total_p99=gateway.total.p99 - direct.total.p99,
                     ttfb_p50=gateway.ttfb.p50 - direct.ttfb.p50,
                     ttfb_p99=gateway.ttfb.p99 - direct.ttfb.p99,
+                    total_p50_ratio=_ratio(gateway.total.p50, direct.total.p50),
+                    ttfb_p50_ratio=_ratio(gateway.ttfb.p50, direct.ttfb.p50),
                 )
             )
     return tuple(sorted(found, key=lambda o: (o.model, o.stream)))
+
+
+def _ratio(gateway: float, direct: float) -> float:
+    return gateway / direct if direct > 0 else 0.0
