@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlparse
 
-from shared.host.log_format import configure_logging
+from shared.host.log_format import configure_logging, logging_config
 from shared.registry import admin
 from shared.registry.store import RegistryStore, store_from_settings
 from shared.registry.systems import ALL_MODELS
@@ -66,7 +66,8 @@ def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
         workers=workers,
         log_level=level.lower(),
         access_log=False,
-        log_config=None,  # uvicorn's records go through the same (JSON) handler
+        # Applied by uvicorn in every worker process; its own records go through it too.
+        log_config=logging_config(level, settings.log_format),
         timeout_graceful_shutdown=10,
         http=DeadlineProtocol,  # slow clients: closed when a request takes too long to arrive
         limit_concurrency=settings.max_connections,
@@ -79,8 +80,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = _uvicorn_config(args, args.workers)
-    if args.workers > 1:
-        uvicorn.Server(config).run()  # pragma: no cover - multi-process mode
+    if args.workers > 1:  # uvicorn's supervisor: one process per worker on a shared socket
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         _run(uvicorn.Server(config).serve())
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +28,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """The logging set-up as a dictConfig, so that uvicorn applies it in every worker process."""
+    formatter: dict[str, Any] = (
+        {"()": f"{__name__}.JsonFormatter"}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": formatter},
+        "handlers": {"stream": {"class": "logging.StreamHandler", "formatter": "line"}},
+        "root": {"handlers": ["stream"], "level": level},
+        "loggers": {"azure": {"level": "WARNING"}},  # its INFO is every HTTP request
+    }
+
+
 def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("azure").setLevel(logging.WARNING)  # its INFO is every HTTP request
+    logging.config.dictConfig(logging_config(level, fmt))
