@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from shared.upstream.scrub import MIN_FRAGMENT, REDACTED, without_key
-from tests.conftest import new_system
-from tests.support.processes import Service, start_gateway, start_simulator
+from tests.support.rig import Rig, gateway_rig
 
 KEY = "sk-echo-3f9QvZ2LmN8xR4tW6yB1cD7e"  # this rig's upstream key
-CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 CONTENT_FILTER = {
     "error": {
         "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
@@ -35,43 +30,15 @@ CONTENT_FILTER = {
 }
 
 
-@dataclass
-class Rig:
-    gateway: Service
-    simulator: Service
-    key: str
-    log: Path
-
-    def fault(self, **fault: Any) -> None:
-        url = f"{self.simulator.url}/_sim/faults"
-        requests.post(url, json=fault, timeout=5).raise_for_status()
-
-    def chat(self) -> requests.Response:
-        url = f"{self.gateway.url}/gateway/chat/completions/gpt-4o"
-        return requests.post(url, headers={"api-key": self.key}, json=CHAT, timeout=30)
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    work = tmp_path_factory.mktemp("echo")
-    simulator = start_simulator(KEY, work / "simulator.log")
-    env = {
-        "TOLLGATE_REGISTRY": str(work / "systems.json"),
-        "TOLLGATE_USAGE_RECORDS": str(work / "usage"),
-        "TOLLGATE_SIMULATOR_URL": simulator.url,
-        "TOLLGATE_SECRET_SIMULATOR_KEY": KEY,
+    settings = {
         "TOLLGATE_MAX_ATTEMPTS": "1",  # the upstream's error is the answer
         "TOLLGATE_BREAKER_FAILURES": "1000",
         "TOLLGATE_LOG_LEVEL": "DEBUG",
     }
-    key = new_system(env, "echo")
-    log = work / "gateway.log"
-    gateway = start_gateway(env, log)
-    try:
-        yield Rig(gateway, simulator, key, log)
-    finally:
-        gateway.stop()
-        simulator.stop()
+    with gateway_rig(tmp_path_factory.mktemp("echo"), settings, upstream_key=KEY) as rig:
+        yield rig
 
 
 def assert_no_key(response: requests.Response) -> None:
@@ -117,7 +84,7 @@ def test_content_filter_and_plain_api_errors_pass_unchanged(rig: Rig) -> None:
 def test_the_key_is_in_no_log_line(rig: Rig) -> None:
     rig.fault(status=502, echo="html")
     rig.chat()
-    assert KEY[:MIN_FRAGMENT] not in rig.log.read_text()
+    assert KEY[:MIN_FRAGMENT] not in rig.gateway.log_text()
 
 
 @pytest.mark.parametrize(

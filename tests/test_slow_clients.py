@@ -3,17 +3,16 @@ bounds how many it holds; prompt clients are served as before."""
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import SIM_KEY, Live, new_system
-from tests.support.processes import Service, start_gateway
+from tests.conftest import Live
+from tests.support.processes import Service
+from tests.support.rig import Rig, gateway_rig
 
 DEADLINE = 1.0
 HEAD = (
@@ -23,23 +22,14 @@ HEAD = (
 
 
 @pytest.fixture(scope="module")
-def host(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, str]]:
-    work = tmp_path_factory.mktemp("slow-clients")
-    env = {
-        "TOLLGATE_REGISTRY": str(work / "systems.json"),
-        "TOLLGATE_USAGE_RECORDS": str(work / "usage"),
-        "TOLLGATE_USAGE_FLUSH_SECONDS": "0.1",
-        "TOLLGATE_SIMULATOR_URL": live.simulator.url,
-        "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
+def host(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    settings = {
         "TOLLGATE_REQUEST_DEADLINE_SECONDS": str(DEADLINE),
         "TOLLGATE_MAX_CONNECTIONS": "20",
     }
-    key = new_system(env, "app")
-    gateway = start_gateway(env, Path(work / "gateway.log"))
-    try:
-        yield gateway, key
-    finally:
-        gateway.stop()
+    work = tmp_path_factory.mktemp("slow-clients")
+    with gateway_rig(work, settings, simulator=live.simulator) as rig:
+        yield rig
 
 
 def connect(service: Service) -> socket.socket:
@@ -67,37 +57,29 @@ def closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> 
     return False
 
 
-def test_a_connection_that_sends_nothing_is_closed(host: tuple[Service, str]) -> None:
-    with connect(host[0]) as sock:
+def test_a_connection_that_sends_nothing_is_closed(host: Rig) -> None:
+    with connect(host.gateway) as sock:
         assert closed_within(sock, DEADLINE * 4)
 
 
-def test_a_head_sent_a_byte_at_a_time_is_cut_off(host: tuple[Service, str]) -> None:
-    with connect(host[0]) as sock:
+def test_a_head_sent_a_byte_at_a_time_is_cut_off(host: Rig) -> None:
+    with connect(host.gateway) as sock:
         assert closed_within(sock, DEADLINE * 4, trickle=HEAD + b"api-key: x\r\n\r\n")
 
 
-def test_a_body_sent_a_byte_at_a_time_is_cut_off(host: tuple[Service, str]) -> None:
-    gateway, key = host
+def test_a_body_sent_a_byte_at_a_time_is_cut_off(host: Rig) -> None:
+    gateway, key = host.gateway, host.key
     with connect(gateway) as sock:
         sock.sendall(HEAD + f"api-key: {key}\r\n\r\n".encode())
         assert closed_within(sock, DEADLINE * 4, trickle=b'{"messages": [' + b" " * 40)
-    usage = gateway.log_path.parent / "usage"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not records_with(usage, "client_disconnected"):
-        time.sleep(0.1)
-    (record,) = records_with(usage, "client_disconnected")  # a 499, not a 500
+    host.wait_for_record(lambda r: r["error_code"] == "client_disconnected")
+    (record,) = [r for r in host.records() if r["error_code"] == "client_disconnected"]  # not 500
     assert record["status"] == 499 and record["client_disconnected"] is True
     assert "unhandled" not in gateway.log_text()
 
 
-def records_with(usage: Path, code: str) -> list[dict[str, object]]:
-    lines = [line for path in usage.rglob("*.jsonl") for line in path.read_text().splitlines()]
-    return [r for r in map(json.loads, lines) if r["error_code"] == code]
-
-
-def test_many_slow_connections_leave_room_for_prompt_ones(host: tuple[Service, str]) -> None:
-    gateway, key = host
+def test_many_slow_connections_leave_room_for_prompt_ones(host: Rig) -> None:
+    gateway, key = host.gateway, host.key
     slow = [connect(gateway) for _ in range(15)]
     try:
         for sock in slow:
@@ -112,8 +94,8 @@ def test_many_slow_connections_leave_room_for_prompt_ones(host: tuple[Service, s
             sock.close()
 
 
-def test_a_prompt_keep_alive_client_is_served_repeatedly(host: tuple[Service, str]) -> None:
-    gateway, key = host
+def test_a_prompt_keep_alive_client_is_served_repeatedly(host: Rig) -> None:
+    gateway, key = host.gateway, host.key
     url = f"{gateway.url}/gateway/chat/completions/gpt-4o"
     body = {"messages": [{"role": "user", "content": "hi"}]}
     with requests.Session() as session:
@@ -123,8 +105,8 @@ def test_a_prompt_keep_alive_client_is_served_repeatedly(host: tuple[Service, st
             time.sleep(DEADLINE * 0.6)  # idle between requests is keep-alive's, not this rule's
 
 
-def test_past_the_connection_limit_a_request_gets_an_openai_503(host: tuple[Service, str]) -> None:
-    gateway, key = host
+def test_past_the_connection_limit_a_request_gets_an_openai_503(host: Rig) -> None:
+    gateway, key = host.gateway, host.key
     url = f"{gateway.url}/gateway/chat/completions/gpt-4o"
     body = {"messages": [{"role": "user", "content": "hi"}]}
     idle = [connect(gateway) for _ in range(20)]  # the limit: 20

@@ -5,74 +5,34 @@ SSE keep-alive comes at the setting, and a stalled stream is an `upstream_timeou
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import SIM_KEY, new_system
-from tests.support.processes import Service, start_gateway, start_simulator
+from tests.support.rig import Rig, gateway_rig
 
 READ_TIMEOUT = 0.6
 KEEPALIVE = 1.0
 
 
-@dataclass
-class Rig:
-    gateway: Service
-    simulator: Service
-    key: str
-    usage: Path
-
-    def fault(self, **fault: Any) -> None:
-        url = f"{self.simulator.url}/_sim/faults"
-        requests.post(url, json=fault, timeout=5).raise_for_status()
-
-    def chat(self, model: str, **extra: Any) -> requests.Response:
-        url = f"{self.gateway.url}/gateway/chat/completions/{model}"
-        body = {"messages": [{"role": "user", "content": "hi"}], **extra}
-        return requests.post(url, headers={"api-key": self.key}, json=body, timeout=30)
-
-    def record(self, request_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for path in self.usage.rglob("*.jsonl"):
-                for line in path.read_text().splitlines():
-                    record: dict[str, Any] = json.loads(line)
-                    if record["request_id"] == request_id:
-                        return record
-            time.sleep(0.1)
-        raise AssertionError(f"no usage record for {request_id}")
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    work = tmp_path_factory.mktemp("timeouts")
-    simulator = start_simulator(SIM_KEY, work / "simulator.log")
-    env = {
-        "TOLLGATE_REGISTRY": str(work / "systems.json"),
-        "TOLLGATE_USAGE_RECORDS": str(work / "usage"),
-        "TOLLGATE_USAGE_FLUSH_SECONDS": "0.1",
-        "TOLLGATE_SIMULATOR_URL": simulator.url,
-        "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
+    settings = {
         "TOLLGATE_UPSTREAM_READ_TIMEOUT": str(READ_TIMEOUT),
         "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT": "10",
         "TOLLGATE_SSE_KEEPALIVE_SECONDS": str(KEEPALIVE),
         "TOLLGATE_MAX_ATTEMPTS": "1",
         "TOLLGATE_BREAKER_FAILURES": "1000",
     }
-    key = new_system(env, "app")
-    gateway = start_gateway(env, work / "gateway.log")
-    try:
-        yield Rig(gateway, simulator, key, work / "usage")
-    finally:
-        gateway.stop()
-        simulator.stop()
+    with gateway_rig(tmp_path_factory.mktemp("timeouts"), settings) as rig:
+        yield rig
+
+
+def record_of(rig: Rig, response: requests.Response) -> dict[str, Any]:
+    request_id = response.headers["x-request-id"]
+    return rig.wait_for_record(lambda record: record["request_id"] == request_id)
 
 
 def test_the_read_timeout_does_not_cut_a_slow_first_answer(rig: Rig) -> None:
@@ -100,12 +60,12 @@ def test_a_stalled_stream_is_an_upstream_timeout_and_a_reset_is_not(rig: Rig) ->
     stalled = rig.chat("gpt-35-turbo", stream=True)
     assert stalled.status_code == 200
     assert b'"code": "upstream_timeout"' in stalled.content and b"[DONE]" not in stalled.content
-    assert rig.record(stalled.headers["x-request-id"])["error_code"] == "upstream_timeout"
+    assert record_of(rig, stalled)["error_code"] == "upstream_timeout"
 
     rig.fault(reset_after_chunks=3, deployment="gpt-35-turbo")
     reset = rig.chat("gpt-35-turbo", stream=True)
     assert b'"code": "stream_interrupted"' in reset.content
-    assert rig.record(reset.headers["x-request-id"])["error_code"] == "stream_interrupted"
+    assert record_of(rig, reset)["error_code"] == "stream_interrupted"
 
 
 def test_a_stream_that_keeps_flowing_is_never_cut(rig: Rig) -> None:
