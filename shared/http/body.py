@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from shared.errors import bad_request
+from shared.errors import GatewayError, bad_request
 
 MAX_DEPTH = 128  # far above any real request (tool schemas nest a few dozen levels at most)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
@@ -33,9 +33,7 @@ def _walk(body: Any) -> None:
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise bad_request(
-                f"The request body is nested more than {MAX_DEPTH} levels deep.", "invalid_json"
-            )
+            raise too_deep()
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if isinstance(key, str):
@@ -44,6 +42,13 @@ def _walk(body: Any) -> None:
                 _encodable(item)
             elif isinstance(item, _CONTAINERS):
                 stack.append((item, depth + 1))
+
+
+def too_deep() -> GatewayError:
+    """Also what json.loads's own RecursionError becomes, for bodies deeper than Python goes."""
+    return bad_request(
+        f"The request body is nested more than {MAX_DEPTH} levels deep.", "invalid_json"
+    )
 
 
 def _encodable(text: str) -> None:
@@ -82,7 +87,8 @@ def check_interpreted_fields(body: dict[str, Any]) -> None:
 
 def _expect(body: dict[str, Any], name: str, kind: type, param: str | None = None) -> Any:
     value = body.get(name)
-    if value is None or (isinstance(value, kind) and not _is_bool_posing(value, kind)):
+    posing = kind is int and isinstance(value, bool)  # JSON true is no integer
+    if value is None or (isinstance(value, kind) and not posing):
         return value
     param = param or name
     raise bad_request(
@@ -102,10 +108,6 @@ def _at_least(body: dict[str, Any], name: str, low: int) -> int | None:
             name,
         )
     return value  # type: ignore[no-any-return]
-
-
-def _is_bool_posing(value: Any, kind: type) -> bool:
-    return kind is int and isinstance(value, bool)
 
 
 _NAMES: dict[type, str] = {

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 
 from shared.errors import GatewayError, bad_request, unauthorized
-from shared.http.body import MAX_DEPTH, check_structure
+from shared.http.body import check_structure, too_deep
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -53,8 +53,7 @@ async def read_json_body(request: Request, limit: int) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise bad_request("The request body is not valid JSON.", code="invalid_json") from None
     except RecursionError:
-        message = f"The request body is nested more than {MAX_DEPTH} levels deep."
-        raise bad_request(message, code="invalid_json") from None
+        raise too_deep() from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", code="invalid_json")
     check_structure(raw, body)
