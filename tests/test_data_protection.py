@@ -13,12 +13,14 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import SIM_KEY, Live
 from tests.support.jwks_server import JwksServer
 from tests.support.keyvault_standin import write_self_signed_cert
 from tests.support.processes import Service, start_gateway, tollgate
+from tests.support.rig import gateway_rig
 
 TENANT = "6f1c3a2b-0000-4000-8000-00000000aaaa"
 AUDIENCE = "api://tollgate"
@@ -140,3 +142,15 @@ async def test_allow_lists_through_trusted_proxies(rig: Any, forwarded: str, all
         assert status == 200, body
     else:
         assert (status, body["error"]["code"]) == (403, "network_not_allowed")
+
+
+def test_an_untrusted_peer_cannot_pose_as_another_address(live: Live, tmp_path: Path) -> None:
+    """With no trusted proxies, the peer's own address counts, whatever X-Forwarded-For says;
+    the local host must not take the header's word for it before the gateway's own check."""
+    settings = {"TOLLGATE_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128"}
+    with gateway_rig(tmp_path, settings, simulator=live.simulator) as rig:
+        url = f"{rig.gateway.url}/gateway/chat/completions/gpt-4o"
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        headers = {"api-key": rig.key, "X-Forwarded-For": "203.0.113.9"}
+        answer = requests.post(url, headers=headers, json=body, timeout=30)
+    assert answer.status_code == 200, answer.text

@@ -71,6 +71,9 @@ def _uvicorn_config(args: argparse.Namespace, workers: int = 1) -> Any:
         timeout_graceful_shutdown=10,
         http=DeadlineProtocol,  # slow clients: closed when a request takes too long to arrive
         limit_concurrency=settings.max_connections,
+        # The gateway reads X-Forwarded-For itself, from TOLLGATE_TRUSTED_PROXIES only; uvicorn's
+        # own reading would let any local caller pose as another address.
+        proxy_headers=False,
     )
     config.request_deadline = settings.request_deadline_seconds  # type: ignore[attr-defined]
     return config
