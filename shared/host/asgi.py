@@ -9,21 +9,21 @@ Timer functions fire on their NCRONTAB schedules (in UTC, as in Azure by default
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from azure.functions.timer import TimerRequest
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
 
 from shared.host import ncrontab
 
@@ -102,31 +102,82 @@ def build_asgi_app(
     on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
     unrouted: Callable[[Request], Awaitable[Response]] | None = None,
-) -> Starlette:
+) -> FunctionsHost:
     """`unrouted` answers what no registered route takes (e.g. a method no route lists)."""
-
     functions = _Once(function_app)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        if on_startup is not None:
-            await on_startup()
-        timers = [asyncio.create_task(run_timer(*job)) for job in timer_jobs(functions)]
-        yield
-        for task in timers:
-            task.cancel()
-        if on_shutdown is not None:
-            await on_shutdown()
-
     routes = http_routes(functions, host_route_prefix(host_json))
-    handlers: dict[Any, Any] = {}
-    if unrouted is not None:
+    return FunctionsHost(routes, timer_jobs(functions), on_startup, on_shutdown, unrouted)
 
-        async def answer(request: Request, _exc: Exception) -> Response:
-            return await unrouted(request)
 
-        handlers = {404: answer, 405: answer}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+class FunctionsHost:
+    """The ASGI app: each request goes straight to the first route that takes it, as a
+    Starlette Request, and the Response it returns answers it. No middleware stack: the
+    handlers answer every error themselves, and this is the whole of the host's per-request
+    work."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        timers: list[tuple[str, ncrontab.Schedule, Callable[..., Any]]],
+        on_startup: Callable[[], Awaitable[None]] | None,
+        on_shutdown: Callable[[], Awaitable[None]] | None,
+        unrouted: Callable[[Request], Awaitable[Response]] | None,
+    ):
+        self.routes = routes
+        self._timers = timers
+        self._on_startup, self._on_shutdown = on_startup, on_shutdown
+        self._unrouted = unrouted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = None
+        allowed_elsewhere = False
+        for route in self.routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                endpoint = route.endpoint
+                break
+            allowed_elsewhere = allowed_elsewhere or match is Match.PARTIAL
+        request = Request(scope, receive, send)
+        if endpoint is not None:
+            response = await endpoint(request)
+        elif self._unrouted is not None:
+            response = await self._unrouted(request)
+        else:
+            status = 405 if allowed_elsewhere else 404
+            response = Response(status_code=status)
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        timers: list[asyncio.Task[None]] = []
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self._on_startup is not None:
+                        await self._on_startup()
+                except BaseException:
+                    await send({"type": "lifespan.startup.failed", "message": _last_error()})
+                    raise
+                timers = [asyncio.create_task(run_timer(*job)) for job in self._timers]
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in timers:
+                    task.cancel()
+                if self._on_shutdown is not None:
+                    await self._on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _last_error() -> str:
+    return traceback.format_exc(limit=1).strip().splitlines()[-1]
 
 
 class _Once:
