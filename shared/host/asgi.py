@@ -124,6 +124,8 @@ class FunctionsHost:
         unrouted: Callable[[Request], Awaitable[Response]] | None,
     ):
         self.routes = routes
+        # Each route's literal head: most routes are ruled out by it before their regex runs.
+        self._heads = [(route.path.split("{", 1)[0], route) for route in routes]
         self._timers = timers
         self._on_startup, self._on_shutdown = on_startup, on_shutdown
         self._unrouted = unrouted
@@ -137,7 +139,10 @@ class FunctionsHost:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = None
         allowed_elsewhere = False
-        for route in self.routes:
+        path = scope["path"]  # served at the root: no root_path
+        for head, route in self._heads:
+            if not path.startswith(head):
+                continue
             match, child = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child)

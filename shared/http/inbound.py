@@ -4,8 +4,8 @@ before anything else reads it), its model name."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +19,7 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 def request_id_of(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
-    return given if REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
+    return given if REQUEST_ID.match(given) else f"req_{os.urandom(16).hex()}"
 
 
 def presented_key(request: Request) -> str:

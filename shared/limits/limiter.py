@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +56,7 @@ class Limiter:
             return None
         now = self._clock()
         plan = plan_for(system_id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms)
-        rid = uuid.uuid4().hex
+        rid = os.urandom(16).hex()
         store, admission = await self._admit(plan, rid, estimate, int(now * 1000))
         if not admission.admitted:
             check = plan.checks[admission.failed_index]

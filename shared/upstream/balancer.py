@@ -47,7 +47,10 @@ class Balancer:
                 return None
             top = min(m.priority for m in eligible)
             group = [m for m in eligible if m.priority == top]
-            member = self._rng.choices(group, weights=[m.weight for m in group])[0]
+            if len(group) == 1:
+                member = group[0]
+            else:
+                member = self._rng.choices(group, weights=[m.weight for m in group])[0]
             name = member.upstream.name
             if not view[name].half_open(now) or await self._claim(name, now):
                 return member

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -36,8 +37,13 @@ class Line(Protocol):
 
 
 def hour_blob(record: Line, instance: str) -> str:
-    hour = datetime.fromisoformat(record.time.replace("Z", "+00:00"))
-    return f"{hour:%Y/%m/%d/%H}/{instance}.jsonl"
+    return f"{_hour_folder(record.time[:13])}/{instance}.jsonl"
+
+
+@functools.lru_cache(maxsize=32)
+def _hour_folder(hour: str) -> str:
+    """`2026-11-25T13` -> `2026/11/25/13` (parsed, so a malformed time fails loudly)."""
+    return f"{datetime.fromisoformat(hour + ':00:00+00:00'):%Y/%m/%d/%H}"
 
 
 class UsageSink:
