@@ -38,6 +38,7 @@ from shared.usage.telemetry import configure_telemetry
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.credentials import CredentialProvider
 
 log = logging.getLogger("tollgate")
 
@@ -69,7 +70,8 @@ class Gateway:
             settings.upstream_pool_size,
             settings.upstream_first_byte_timeout,
         )
-        redis = redis_from(settings)  # one connection pool for limits and health
+        redis_auth = _redis_auth(settings) if settings.redis_url else {}
+        redis = redis_from(settings, redis_auth)  # deployment health (limits: their own channel)
         policy = FailoverPolicy(
             settings.max_attempts,
             settings.failover_budget_seconds,
@@ -89,7 +91,7 @@ class Gateway:
             ),
             secrets=secrets,
             client=client,
-            limiter=build_limiter(settings, redis),
+            limiter=build_limiter(settings, redis_auth.get("credential_provider")),
             dispatcher=Dispatcher(client, secrets, build_balancer(settings, redis), policy),
             usage=UsageSink(writer, settings.usage_flush_seconds),
             content=content_sink(
@@ -114,28 +116,30 @@ class Gateway:
         await self.registry.aclose()
 
 
-def redis_from(settings: Settings) -> Redis | None:
+def redis_from(settings: Settings, auth: dict[str, Any]) -> Redis | None:
     if not settings.redis_url:
         return None
     from shared.storage.redis_client import redis_client  # redis-py (~20 MB) only when configured
 
-    return redis_client(settings.redis_url, **_redis_auth(settings))
+    return redis_client(settings.redis_url, **auth)
 
 
-def build_limiter(settings: Settings, redis: Redis | None) -> Limiter:
+def build_limiter(settings: Settings, credentials: CredentialProvider | None = None) -> Limiter:
     try:
         zone = ZoneInfo(settings.quota_timezone)
     except (ZoneInfoNotFoundError, ValueError):
         message = f"TOLLGATE_QUOTA_TIMEZONE: unknown zone {settings.quota_timezone!r}"
         raise ConfigError(message) from None
     fail_open = settings.redis_failure_policy == "open"
-    if redis is None:
+    if not settings.redis_url:
         return Limiter(
             MemoryLimitStore(), None, fail_open, zone, settings.concurrency_lease_seconds
         )
+    from shared.limits.redis_channel import RedisChannel
     from shared.limits.store_redis import RedisLimitStore
 
-    shared: LimitStore = RedisLimitStore(redis)
+    channel = RedisChannel(settings.redis_url, credentials=credentials)
+    shared: LimitStore = RedisLimitStore(channel)
     return Limiter(shared, MemoryLimitStore(), fail_open, zone, settings.concurrency_lease_seconds)
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from shared.limits.config import Limits, Scope
 from shared.limits.plan import WINDOW_MS, Plan, plan_for
+from shared.limits.redis_channel import RedisChannel
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
 from shared.limits.store_redis import RedisLimitStore
-from shared.storage.redis_client import redis_client
 
 T0 = 1_790_000_000_000  # a fixed "now" in ms; the scripts use it when it is not 0
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -25,9 +25,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
     if request.param == "memory":
         yield MemoryLimitStore()
         return
-    client = redis_client(REDIS_URL)
-    await client.ping()  # no Redis is a failure, never a skip
-    redis_store = RedisLimitStore(client)
+    channel = RedisChannel(REDIS_URL)
+    assert await channel.call("PING") == b"PONG"  # no Redis is a failure, never a skip
+    redis_store = RedisLimitStore(channel)
     yield redis_store
     await redis_store.aclose()
 

@@ -1,8 +1,7 @@
 """Rate limits and quotas: a system's limits (config), the counters one request touches (plan),
-the stores that keep them in process or in Redis (store, store_memory, store_redis, lua/,
-redis_batch: script calls of one moment in one round trip),
-admission and settlement (limiter), the headers that report them (headers), and prompt-token
-estimates (tokens).
+the stores that keep them in process or in Redis (store, store_memory, store_redis, lua/) and
+the Redis store's own pipelined connection (redis_channel), admission and settlement (limiter),
+the headers that report them (headers), and prompt-token estimates (tokens).
 
 Imports from shared/: the bottom layer (settings, errors, routes, protection).
 """

@@ -1,5 +1,5 @@
-"""Limits shared by every instance, in Redis: one atomic Lua script per admission, batched
-with the other scripts of the same moment (redis_batch).
+"""Limits shared by every instance, in Redis: one atomic Lua script per admission and one per
+settlement, on the limits' own pipelined connection (redis_channel).
 
 All of a system's keys carry the hash tag `{system}`, so one script may touch them all on
 a clustered Redis too. Every key expires on its own; nothing needs a sweeper.
@@ -8,38 +8,39 @@ a clustered Redis too. Every key expires on its own; nothing needs a sweeper.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
 
 from shared.limits.plan import WINDOW_MS, Plan
-from shared.limits.redis_batch import ScriptBatch
-from shared.limits.store import Admission, CheckState
+from shared.limits.redis_channel import RedisChannel
+from shared.limits.store import Admission, CheckState, StoreUnavailable
 
 _LUA = Path(__file__).with_name("lua")
-ADMIT = (_LUA / "admit.lua").read_text(encoding="utf-8")
-SETTLE = (_LUA / "settle.lua").read_text(encoding="utf-8")
 
 
 class RedisLimitStore:
-    def __init__(self, client: Redis):
-        self._client = client
-        self._admit = client.register_script(ADMIT)
-        self._settle = client.register_script(SETTLE)
-        self._batch = ScriptBatch(client)  # admissions and settlements share round trips
+    def __init__(self, channel: RedisChannel):
+        self._channel = channel
+        self._refunds: set[asyncio.Task[None]] = set()
 
     async def admit(self, plan: Plan, rid: str, estimate: int, now_ms: int) -> Admission:
         keys = [c.key for c in plan.checks]
         args: list[Any] = [now_ms, rid, estimate, WINDOW_MS, len(keys)]
         for check in plan.checks:
             args += [check.kind, check.limit, check.horizon_ms]
-        answer = self._batch.submit(self._admit, keys, args)
-        try:
-            reply = await asyncio.shield(answer)
-        except asyncio.CancelledError:  # the request is gone: give back what it may have taken
-            answer.add_done_callback(lambda done: self._release_orphan(done, plan, rid, estimate))
-            raise
+
+        def orphaned(reply: Any) -> None:  # the request is gone: give back what it took
+            if isinstance(reply, list) and int(reply[0]) == 1:
+                refund = asyncio.get_running_loop().create_task(self.settle(plan, rid, -estimate))
+                self._refunds.add(refund)
+                refund.add_done_callback(self._refunds.discard)
+
+        reply = await self._run(ADMIT, keys, args, orphaned)
         if int(reply[0]) == 0:
             return Admission(False, int(reply[1]) - 1, int(reply[2]), ())
         values = [int(v) for v in reply[3:]]
@@ -47,22 +48,45 @@ class RedisLimitStore:
         return Admission(True, -1, 0, states)
 
     async def settle(self, plan: Plan, rid: str, delta: int) -> None:
-        """Off the request path; under load, many settlements share one round trip."""
-        await self._batch.submit(self._settle, *_settlement(plan, rid, delta))
-
-    def _release_orphan(
-        self, answer: asyncio.Future[Any], plan: Plan, rid: str, estimate: int
-    ) -> None:
-        if answer.cancelled() or answer.exception() is not None or int(answer.result()[0]) == 0:
-            return
-        refund = self._batch.submit(self._settle, *_settlement(plan, rid, -estimate))
-        refund.add_done_callback(lambda done: done.cancelled() or done.exception())
+        keys = [c.key for c in plan.checks]
+        await self._run(SETTLE, keys, [rid, delta, *(c.kind for c in plan.checks)])
 
     async def aclose(self) -> None:
-        await self._batch.drain()
-        await self._client.aclose()
-        await self._client.connection_pool.disconnect()
+        if self._refunds:
+            await asyncio.gather(*self._refunds, return_exceptions=True)
+        await self._channel.aclose()
+
+    async def _run(
+        self,
+        script: Script,
+        keys: list[str],
+        args: list[Any],
+        orphaned: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """The script's reply, by its SHA (loaded once more when Redis has lost it)."""
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            try:
+                return await self._channel.call(*call, orphaned=orphaned)
+            except ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            await self._channel.call("SCRIPT", "LOAD", script.text)
+            return await self._channel.call(*call, orphaned=orphaned)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
 
 
-def _settlement(plan: Plan, rid: str, delta: int) -> tuple[list[str], list[Any]]:
-    return [c.key for c in plan.checks], [rid, delta, *(c.kind for c in plan.checks)]
+@dataclass(frozen=True)
+class Script:
+    text: str
+    sha: str
+
+
+def _script(name: str) -> Script:
+    text = (_LUA / name).read_text(encoding="utf-8")
+    return Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
+
+
+ADMIT = _script("admit.lua")
+SETTLE = _script("settle.lua")
