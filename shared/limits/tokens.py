@@ -171,6 +171,9 @@ def _load(name: str) -> tiktoken.Encoding:
             if enc is None:
                 _seed(name)
                 enc = _encodings[name] = tiktoken.get_encoding(name)
+                # tiktoken keeps a Python copy of the rank table (o200k: 200k entries, about
+                # 30 MB) for pickling only; the native tokenizer that counts holds its own.
+                enc._mergeable_ranks = {}
     return enc
 
 
