@@ -25,9 +25,11 @@ run: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/tollgate serve
 
-# What the gateway adds to a request and costs, against the simulator (README: Performance).
+# What the gateway adds to a request and costs, against the simulator (README: Performance);
+# `make bench WORKERS=2` also runs the full path on 2 worker processes and reports the scaling.
+WORKERS ?= 1
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run --workers $(WORKERS)
 
 bench-clients: $(STAMP)
 	$(BIN)/python -m bench.client_choice

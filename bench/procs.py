@@ -99,11 +99,12 @@ def pin(pid: int, cpus: set[int]) -> None:
         os.sched_setaffinity(int(task.name), cpus)
 
 
-def start_gateway(name: str, env: dict[str, str], log: Path) -> Service:
-    """The gateway as users run it: `tollgate serve`, one worker process."""
+def start_gateway(name: str, env: dict[str, str], log: Path, workers: int = 1) -> Service:
+    """The gateway as users run it: `tollgate serve`, one worker process unless told."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "shared.cli", "serve", "--port", str(port)]
+    args += ["--workers", str(workers)] if workers > 1 else []
     return start(name, args, env, f"{url}/healthz", url, log)
 
 
@@ -123,16 +124,34 @@ def tollgate(env: dict[str, str], *args: str) -> str:
     return result.stdout.strip()
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its live descendants (`tollgate serve --workers N`: one per worker)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            queue += [int(child) for child in task.read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # The command name (field 2) may hold spaces; the fields after it are plain numbers.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / CLK_TCK
+    """User plus system CPU time a process and its live descendants have used so far."""
+    total = 0
+    for member in process_tree(pid):
+        stat = Path(f"/proc/{member}/stat").read_text()
+        # The command name (field 2) may hold spaces; the fields after it are plain numbers.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 def peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS of the process and its descendants: per worker, not summed."""
+    return max(_own_peak_rss_mb(member) for member in process_tree(pid))
+
+
+def _own_peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024

@@ -9,6 +9,8 @@ from typing import Any
 
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
+WORKERS = "gateway_workers"
+SCALING_TARGET = 1.7  # N workers' requests/s over one worker's, full path (issue #15)
 # Each feature's cost: the path with it minus the path without it.
 FEATURE_STEPS = (
     (PLAIN, REDIS, "Redis configured, no limits (deployment health shared in Redis)"),
@@ -18,23 +20,48 @@ FEATURE_STEPS = (
 
 @dataclass(frozen=True)
 class Goal:
-    """A target from issue #6; `figure` picks the number from one gateway's results."""
+    """A target from issue #15, against the reference relay of the same run: `plain` applies
+    to the gateway without Redis, `full` to the paths with Redis (limits checked there)."""
 
     key: str
     text: str
-    limit: float
+    plain: float
+    full: float
     unit: str
     at_most: bool = True
 
+    def limit(self, path: str) -> float:
+        return self.plain if path == PLAIN else self.full
+
 
 GOALS = (
-    Goal("added_p50_c1", "added latency, chat, 1 connection, p50 (ms)", 1.0, "ms"),
-    Goal("added_p99_c1", "added latency, chat, 1 connection, p99 (ms)", 2.0, "ms"),
-    Goal("rps_c64", "requests/s, chat, 64 connections", 1500.0, "req/s", at_most=False),
-    Goal("errors_c64", "errors at 64 connections (chat + stream)", 0.0, ""),
-    Goal("ttfb_added_p50", "first chunk later than direct, p50 (ms)", 1.0, "ms"),
-    Goal("cpu_c64", "CPU per request, chat, 64 connections (ms)", 0.7, "ms"),
-    Goal("peak_rss", "peak RSS (MB)", 100.0, "MB"),
+    Goal(
+        "rps_share_chat_c64", "req/s, chat, 64 conns, share of the reference's", 0.6, 0.5, "", False
+    ),
+    Goal("cpu_ratio_chat_c64", "CPU/request, chat, 64 conns, x the reference's", 2.0, 2.5, "x"),
+    Goal(
+        "p50_over_reference_chat_c1_ms",
+        "p50, chat, 1 conn, ms past the reference's",
+        0.3,
+        0.6,
+        "ms",
+    ),
+    Goal(
+        "p99_over_reference_chat_c1_ms",
+        "p99, chat, 1 conn, ms past the reference's",
+        0.6,
+        1.2,
+        "ms",
+    ),
+    Goal(
+        "first_chunk_over_reference_p50_ms",
+        "first chunk p50, ms past the reference's",
+        0.3,
+        0.3,
+        "ms",
+    ),
+    Goal("errors_c64", "errors at 64 connections (chat + stream)", 0.0, 0.0, ""),
+    Goal("peak_rss", "peak RSS (MB)", 100.0, 100.0, "MB"),
 )
 
 
@@ -103,18 +130,13 @@ def feature_cost(
 
 
 def figures(
-    path: str, phases: list[dict[str, Any]], ttfb: dict[str, Any], rss: float
+    path: str, phases: list[dict[str, Any]], ttfb: dict[str, Any], rss: dict[str, float]
 ) -> dict[str, float]:
-    added = {(r["mode"], r["connections"]): r for r in overhead(phases, path)}
     c64 = [find(phases, mode, 64, path) for mode in ("chat", "stream")]
     return {
-        "added_p50_c1": added[("chat", 1)]["added_p50_ms"],
-        "added_p99_c1": added[("chat", 1)]["added_p99_ms"],
-        "rps_c64": find(phases, "chat", 64, path)["rps"],
+        **versus_reference(path, phases, ttfb, rss),
         "errors_c64": float(sum(p["error_count"] for p in c64)),
-        "ttfb_added_p50": ttfb_overhead(ttfb, path)["added_p50_ms"],
-        "cpu_c64": find(phases, "chat", 64, path)["cpu_ms_per_request"],
-        "peak_rss": rss,
+        "peak_rss": rss[path],
     }
 
 
@@ -147,22 +169,46 @@ def versus_reference(
     }
 
 
+def scaling(phases: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """N workers against one, both on the full path (limits shared in Redis), same run."""
+
+    def ratio(mode: str) -> float:
+        one = find(phases, mode, 64, LIMITS)["rps"]
+        return find(phases, mode, 64, WORKERS)["rps"] / one if one else 0.0
+
+    chat = ratio("chat")
+    one_cpu = find(phases, "chat", 64, LIMITS)["cpu_ms_per_request"] or 0.0
+    many_cpu = find(phases, "chat", 64, WORKERS)["cpu_ms_per_request"] or 0.0
+    return {
+        "workers": workers,
+        "rps_ratio_chat_c64": chat,
+        "rps_ratio_stream_c64": ratio("stream"),
+        # CPU per request summed over the workers, against one worker's: what each extra
+        # process costs. workers / it is what N workers would give on N CPUs of their own.
+        "cpu_ratio_chat_c64": many_cpu / one_cpu if one_cpu else 0.0,
+        "rps_ratio_on_own_cpus": workers * one_cpu / many_cpu if many_cpu else 0.0,
+        "target": SCALING_TARGET,
+        "met": chat >= SCALING_TARGET,
+    }
+
+
 def judge(path: str, values: dict[str, float]) -> list[dict[str, Any]]:
-    return [
-        {
-            "target": goal.key,
-            "description": goal.text,
-            "path": path,
-            "value": values[goal.key],
-            "limit": goal.limit,
-            "unit": goal.unit,
-            "comparison": "<=" if goal.at_most else ">=",
-            "met": values[goal.key] <= goal.limit
-            if goal.at_most
-            else values[goal.key] >= goal.limit,
-        }
-        for goal in GOALS
-    ]
+    rows = []
+    for goal in GOALS:
+        value, limit = values[goal.key], goal.limit(path)
+        rows.append(
+            {
+                "target": goal.key,
+                "description": goal.text,
+                "path": path,
+                "value": value,
+                "limit": limit,
+                "unit": goal.unit,
+                "comparison": "<=" if goal.at_most else ">=",
+                "met": value <= limit if goal.at_most else value >= limit,
+            }
+        )
+    return rows
 
 
 def build(
@@ -197,7 +243,10 @@ def build(
             "overhead": overhead(phases, name),
             "ttfb_overhead": ttfb_overhead(ttfb, name),
         }
-        results["targets"] += judge(name, figures(name, phases, ttfb, peak_rss_mb[name]))
+        if REFERENCE in labels and name != WORKERS:  # the targets are for one worker
+            results["targets"] += judge(name, figures(name, phases, ttfb, peak_rss_mb))
+    if WORKERS in gateways and LIMITS in gateways:
+        results["scaling"] = scaling(phases, int(settings.get("workers", 0)))
     if REFERENCE in labels:
         results["reference"] = {
             "label": labels[REFERENCE],
@@ -273,7 +322,7 @@ def table(results: dict[str, Any]) -> str:
                 f"req/s {row['rps']:+.0f}"
             )
         lines.append(f"  first chunk p50 {cost['ttfb_p50_ms']:+.3f} ms")
-    lines += ["", *target_lines(results)]
+    lines += ["", *target_lines(results), *scaling_lines(results)]
     lines.append("Not measured: " + ", ".join(results["not_measured"]))
     return "\n".join(lines)
 
@@ -306,20 +355,20 @@ def reference_lines(results: dict[str, Any]) -> list[str]:
 
 def target_lines(results: dict[str, Any]) -> list[str]:
     judged = results["targets_judged_on"]
-    names = list(results["gateways"])
-    header = f"{'Targets (one worker)':48} {'target':>9}"
+    names = [name for name in results["gateways"] if name != WORKERS]
+    if not results["targets"]:
+        return ["Targets: not judged (no reference relay in this run)"]
+    header = f"{'Targets (issue #15, one worker)':50} {'no Redis / Redis':>16}"
     for name in names:
         header += f" {results['paths'][name]:>26}"
     lines = [header]
     for goal in GOALS:
         rows = {t["path"]: t for t in results["targets"] if t["target"] == goal.key}
-        any_row = rows[names[0]]
-        wanted = f"{any_row['comparison']} {goal.limit:g}"
-        line = f"{goal.text:48} {wanted:>9}"
+        sign = "<=" if goal.at_most else ">="
+        line = f"{goal.text:50} {f'{sign} {goal.plain:g} / {goal.full:g}':>16}"
         for name in names:
             row = rows[name]
-            verdict = "met" if row["met"] else "MISSED"
-            cell = f"{row['value']:.3f} {verdict}"
+            cell = f"{row['value']:.3f} {'met' if row['met'] else 'MISSED'}"
             line += f" {cell:>26}"
         lines.append(line)
     met = [t for t in results["targets"] if t["path"] == judged]
@@ -329,3 +378,18 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         f"{sum(t['met'] for t in met)} of {len(met)} targets met"
     )
     return lines
+
+
+def scaling_lines(results: dict[str, Any]) -> list[str]:
+    scaled = results.get("scaling")
+    if not scaled:
+        return []
+    verdict = "met" if scaled["met"] else "MISSED"
+    return [
+        f"Scaling: {scaled['workers']} workers give {scaled['rps_ratio_chat_c64']:.2f}x one "
+        f"worker's requests/s (chat, 64 connections; stream {scaled['rps_ratio_stream_c64']:.2f}x),"
+        f" limits shared in Redis; target >= {scaled['target']:g}x: {verdict}",
+        f"  CPU per request over the workers: {scaled['cpu_ratio_chat_c64']:.2f}x one worker's; "
+        f"on CPUs of their own (none shared with the load, simulator and Redis) that would be "
+        f"{scaled['rps_ratio_on_own_cpus']:.2f}x",
+    ]

@@ -65,12 +65,14 @@ BODIES = {
 CONNECTIONS = (1, 64)
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
+WORKERS = "gateway_workers"  # with --workers N: the full path served by N worker processes
 LABELS = {
     DIRECT: "direct",
     REFERENCE: "reference relay (aiohttp)",
     PLAIN: "gateway, no Redis",
     REDIS: "gateway + Redis, no limits",
     LIMITS: "gateway + Redis + limits",
+    WORKERS: "gateway + limits, N workers",
 }
 # High enough that nothing is refused: the bench measures the check, not a refusal.
 BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
@@ -96,6 +98,7 @@ class Options:
     install: bool
     redis_url: str
     quick: bool
+    workers: int
 
 
 @dataclass
@@ -122,7 +125,16 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--quick", action="store_true", help="one round of 1 s phases: checks that it runs"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run the full path as `tollgate serve --workers N` and report how it scales "
+        "against one worker (no pinning then: the workers need every CPU)",
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be 1 or more")
     return Options(
         rounds=1 if args.quick else args.rounds,
         seconds=1 if args.quick else args.seconds,
@@ -133,7 +145,12 @@ def parse_args(argv: list[str] | None) -> Options:
         install=not args.no_install,
         redis_url=args.redis_url,
         quick=args.quick,
+        workers=args.workers,
     )
+
+
+def label(name: str, workers: int) -> str:
+    return LABELS[name].replace("N workers", f"{workers} workers")
 
 
 def progress(message: str) -> None:
@@ -177,7 +194,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
+def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int = 1) -> Setup:
     sim_key = secrets.token_urlsafe(24)
     simulator = start_simulator(sim_key, work / "simulator.log")
     stack.append(simulator)
@@ -231,12 +248,20 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service]) -> Setup:
         gateways[REDIS] = gateways[LIMITS] = shared
         targets[REDIS] = Target(REDIS, shared.url + CHAT_PATH, {"api-key": open_key})
         targets[LIMITS] = Target(LIMITS, shared.url + CHAT_PATH, {"api-key": limited_key})
+        if workers > 1:
+            log = work / "gateway-workers.log"
+            many = start_gateway(WORKERS, {**env, "TOLLGATE_REDIS_URL": redis_url}, log, workers)
+            stack.append(many)
+            gateways[WORKERS] = many
+            targets[WORKERS] = Target(WORKERS, many.url + CHAT_PATH, {"api-key": limited_key})
     return Setup(simulator, gateways, targets)
 
 
 def pin_processes(setup: Setup) -> str:
     """With two CPUs or more: the servers measured (the reference and the gateways) share the
     first, the simulator and the load (this process, wrk, its own client) the rest."""
+    if WORKERS in setup.gateways:
+        return "none (--workers: the workers, like every other process, may use every CPU)"
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return "none (one CPU): every process shares it"
@@ -386,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             redis_url, redis_note, private = resolve_redis(opts, work)
             progress(f"load: {client}; Redis: {redis_note}")
-            setup = set_up(work, redis_url, stack)
+            setup = set_up(work, redis_url, stack, opts.workers)
             pinning = pin_processes(setup)
             progress(f"pinning: {pinning}")
             run_async(warm_up(list(setup.targets.values()), list(BODIES.values()), 50))
@@ -410,13 +435,14 @@ def main(argv: list[str] | None = None) -> int:
             "load_client": client,
             "upstream": "built-in simulator, zero latency, 16 completion tokens",
             "gateway": "tollgate serve (uvicorn), one worker process",
+            "workers": opts.workers,
             "reference": "bench/reference_relay.py: aiohttp alone, streams chunk by chunk",
             "pinning": pinning,
             "redis": redis_note,
             "request": f"POST {CHAT_PATH}",
             "features": FEATURES,
         },
-        labels={name: LABELS[name] for name in setup.targets},
+        labels={name: label(name, opts.workers) for name in setup.targets},
         phases=phases,
         ttfb=ttfb,
         peak_rss_mb=rss,

@@ -19,7 +19,9 @@ PHASE_NUMBERS = ("requests", "duration_s", "rps", "p50_ms", "p90_ms", "p99_ms")
 
 def test_quick_bench_writes_results_and_chart(tmp_path: Path) -> None:
     # --no-install: wrk when the machine has it, else the bench's own client; never apt-get.
+    # --workers 2: the full path on two worker processes too, and how it scales.
     args = [sys.executable, "-m", "bench.run", "--quick", "--no-install", "--out", str(tmp_path)]
+    args += ["--workers", "2"]
     result = subprocess.run(
         args, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False
     )
@@ -49,12 +51,16 @@ def test_quick_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert set(data["versus_reference"]) == set(data["gateways"])
     for ratios in data["versus_reference"].values():
         assert all(ratios[key] > 0 for key in ratios if key.startswith(("rps_", "cpu_", "peak")))
-    assert data["settings"]["pinning"]
+    assert data["settings"]["pinning"].startswith("none")  # workers need every CPU
+    assert data["scaling"]["workers"] == 2 and data["scaling"]["rps_ratio_chat_c64"] > 0
+    assert "Scaling: 2 workers give" in result.stdout
+    assert "gateway_workers" in paths  # measured, but not judged on one worker's targets
+    assert all(target["path"] != "gateway_workers" for target in data["targets"])
     assert "Against the reference relay" in result.stdout
     assert data["targets"] and all(isinstance(t["met"], bool) for t in data["targets"])
     assert data["targets_judged_on"] in data["gateways"]
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
-    assert "Targets (one worker)" in result.stdout and "not built" in result.stdout
+    assert "Targets (issue #15, one worker)" in result.stdout and "not built" in result.stdout
 
 
 async def test_own_client_drives_load_and_times_first_chunks() -> None:
