@@ -16,30 +16,19 @@ import time
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-import jwt
-from jwt import exceptions as jwt_errors
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.auth.jwks import JwksCache
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:  # PyJWT and cryptography (about 8 MB) load with the first token checked
+    from jwt import exceptions as jwt_errors
 
 ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_LEEWAY_SECONDS = 60.0
 # Far above any real access token; bounds the work a junk header can cost.
 MAX_TOKEN_CHARS = 32 * 1024
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "nbf", "iat", "tid", "oid"]
-
-# PyJWT's errors mapped to reasons, most specific first (InvalidSignatureError is a DecodeError).
-_REASONS: tuple[tuple[type[jwt_errors.PyJWTError], str], ...] = (
-    (jwt_errors.InvalidSignatureError, "bad signature"),
-    (jwt_errors.ExpiredSignatureError, "token expired"),
-    (jwt_errors.ImmatureSignatureError, "token not yet valid"),
-    (jwt_errors.InvalidAudienceError, "wrong audience"),
-    (jwt_errors.InvalidIssuerError, "wrong issuer"),
-    (jwt_errors.InvalidAlgorithmError, "unsupported algorithm"),
-    (jwt_errors.DecodeError, "malformed token"),
-)
 
 
 class TokenRejected(Exception):
@@ -105,6 +94,9 @@ class EntraValidator:
         keys could not be fetched at all: answer 503, not 401."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise TokenRejected("malformed token")
+        import jwt
+        from jwt import exceptions as jwt_errors
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt_errors.PyJWTError:
@@ -208,7 +200,19 @@ def _is_number(value: object) -> bool:
 
 
 def _reason(exc: jwt_errors.PyJWTError) -> str:
-    for error_type, reason in _REASONS:
+    from jwt import exceptions as jwt_errors
+
+    # Most specific first (InvalidSignatureError is a DecodeError).
+    reasons: tuple[tuple[type[jwt_errors.PyJWTError], str], ...] = (
+        (jwt_errors.InvalidSignatureError, "bad signature"),
+        (jwt_errors.ExpiredSignatureError, "token expired"),
+        (jwt_errors.ImmatureSignatureError, "token not yet valid"),
+        (jwt_errors.InvalidAudienceError, "wrong audience"),
+        (jwt_errors.InvalidIssuerError, "wrong issuer"),
+        (jwt_errors.InvalidAlgorithmError, "unsupported algorithm"),
+        (jwt_errors.DecodeError, "malformed token"),
+    )
+    for error_type, reason in reasons:
         if isinstance(exc, error_type):
             return reason
     return "invalid token"

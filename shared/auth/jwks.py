@@ -18,15 +18,15 @@ import math
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from jwt.algorithms import RSAAlgorithm
-from jwt.exceptions import PyJWTError
 
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:  # PyJWT and cryptography load with the first key set parsed
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 DEFAULT_TTL_SECONDS = 3600.0
 DEFAULT_MIN_REFETCH_SECONDS = 60.0
@@ -167,6 +167,10 @@ def parse_jwks(document: Any) -> dict[str, RSAPublicKey]:
     skipped, so one odd key cannot hide the rest."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWKS document")
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from jwt.algorithms import RSAAlgorithm
+    from jwt.exceptions import PyJWTError
+
     keys: dict[str, RSAPublicKey] = {}
     for jwk in document["keys"]:
         if not isinstance(jwk, dict):
