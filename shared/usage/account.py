@@ -162,10 +162,40 @@ class Account:
 
 
 def _usage(body: bytes) -> dict[str, int]:
+    """The answer's top-level `usage`. It comes at or near the end, so it is read from there
+    when what follows it closes the answer's own object; anything else parses the whole answer."""
+    found = _usage_near_end(body)
+    if found is not None:
+        return found
     try:
         usage = json.loads(body).get("usage") or {}
     except (ValueError, AttributeError):
         return {}
-    if not isinstance(usage, dict):
-        return {}
+    return _counts(usage) if isinstance(usage, dict) else {}
+
+
+def _usage_near_end(body: bytes) -> dict[str, int] | None:
+    at = body.rfind(b'"usage"')
+    if at < 0 or len(body) - at > _TAIL_BYTES:
+        return None
+    try:
+        rest = body[at + 7 :].decode("utf-8").lstrip()
+        if not rest.startswith(":"):
+            return None  # a string value "usage", not the key
+        rest = rest[1:].lstrip()
+        value, end = _DECODER.raw_decode(rest)
+        # Top level only if the rest is the answer's remaining members and its closing brace:
+        # had "usage" been nested, the rest would close more than one container.
+        tail = rest[end:].lstrip().removeprefix(",")
+        json.loads("{" + tail)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _counts(value) if isinstance(value, dict) else None
+
+
+def _counts(usage: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+_DECODER = json.JSONDecoder()
+_TAIL_BYTES = 8192  # a usage block and the members after it: a few hundred bytes
