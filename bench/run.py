@@ -83,7 +83,7 @@ FEATURES = {
     "access log": "on, level INFO (the production default), to a file",
     "usage records": "on: JSON Lines to a local folder, flushed every 5 s (the default)",
     "metrics": "instruments on, exporter off (no Application Insights connection string)",
-    "redaction": "off (not built yet)",
+    "redaction": "off (the bench's systems have no PII policy)",
 }
 
 

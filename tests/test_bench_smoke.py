@@ -60,7 +60,7 @@ def test_quick_bench_writes_results_and_chart(tmp_path: Path) -> None:
     assert data["targets"] and all(isinstance(t["met"], bool) for t in data["targets"])
     assert data["targets_judged_on"] in data["gateways"]
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
-    assert "Targets (issue #15, one worker)" in result.stdout and "not built" in result.stdout
+    assert "Targets (issue #15, one worker)" in result.stdout and "no PII policy" in result.stdout
 
 
 async def test_own_client_drives_load_and_times_first_chunks() -> None:
