@@ -51,7 +51,8 @@ def test_authenticate_and_revoke() -> None:
     caller = Registry.parse(document).authenticate(key)
     assert caller is not None and caller.system.id == "0003R3"
     assert caller.system.allows("gpt-4o") and not caller.system.allows("gpt-4-turbo")
-    assert Registry.parse(document).authenticate(key[:-1] + "A") is None
+    other = key[:-1] + ("B" if key.endswith("A") else "A")  # one character off, never the key
+    assert Registry.parse(document).authenticate(other) is None
     assert admin.revoke_key(caller.key_id)(document) == "0003R3"
     assert Registry.parse(document).authenticate(key) is None
 
