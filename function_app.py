@@ -86,6 +86,26 @@ async def azure_v1_models(req: Request) -> Response:
     return await handlers.list_models(req, routes.AZURE_V1_MODELS)
 
 
+@http_function(routes.GATEWAY_RESPONSES)
+async def gateway_responses(req: Request) -> Response:
+    return await handlers.completions(req, routes.GATEWAY_RESPONSES)
+
+
+@http_function(routes.OPENAI_RESPONSES)
+async def openai_responses(req: Request) -> Response:
+    return await handlers.completions(req, routes.OPENAI_RESPONSES)
+
+
+@http_function(routes.AZURE_V1_RESPONSES)
+async def azure_v1_responses(req: Request) -> Response:
+    return await handlers.completions(req, routes.AZURE_V1_RESPONSES)
+
+
+@http_function(routes.AZURE_RESPONSES)
+async def azure_responses(req: Request) -> Response:
+    return await handlers.completions(req, routes.AZURE_RESPONSES)
+
+
 @http_function(routes.HEALTH)
 async def healthz(req: Request) -> Response:
     return await handlers.health(req)

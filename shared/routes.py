@@ -25,6 +25,7 @@ class Operation(StrEnum):
 
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
+    RESPONSES = "responses"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Route:
 
 POST, GET = ("POST",), ("GET",)
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-CHAT, EMBEDDINGS = Operation.CHAT, Operation.EMBEDDINGS
+CHAT, EMBEDDINGS, RESPONSES = Operation.CHAT, Operation.EMBEDDINGS, Operation.RESPONSES
 
 GATEWAY_CHAT = Route(
     "gateway_chat_completions", "gateway/chat/completions/{model}", POST, Style.GATEWAY, CHAT
@@ -67,6 +68,15 @@ AZURE_V1_EMBEDDINGS = Route(
     "azure_v1_embeddings", "openai/v1/embeddings", POST, Style.OPENAI, EMBEDDINGS
 )
 AZURE_V1_MODELS = Route("azure_v1_models", "openai/v1/models", GET, Style.OPENAI)
+GATEWAY_RESPONSES = Route(
+    "gateway_responses", "gateway/responses/{model}", POST, Style.GATEWAY, RESPONSES
+)
+OPENAI_RESPONSES = Route("openai_responses", "v1/responses", POST, Style.OPENAI, RESPONSES)
+AZURE_V1_RESPONSES = Route(
+    "azure_v1_responses", "openai/v1/responses", POST, Style.OPENAI, RESPONSES
+)
+# The AzureOpenAI SDK's route (with api-version): the deployment is the body's `model`.
+AZURE_RESPONSES = Route("azure_responses", "openai/responses", POST, Style.OPENAI, RESPONSES)
 HEALTH = Route("healthz", "healthz", GET)
 FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
 
@@ -82,6 +92,10 @@ ROUTES: tuple[Route, ...] = (
     AZURE_V1_CHAT,
     AZURE_V1_EMBEDDINGS,
     AZURE_V1_MODELS,
+    GATEWAY_RESPONSES,
+    OPENAI_RESPONSES,
+    AZURE_V1_RESPONSES,
+    AZURE_RESPONSES,
     HEALTH,
     FALLBACK,
 )

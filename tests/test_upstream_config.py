@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from shared.errors import ConfigError
+from shared.routes import Operation
+from shared.upstream.config import parse_config
 from tests.conftest import SIM_KEY, Live, new_system
 from tests.support.processes import Service, free_port, start_gateway
 
@@ -142,3 +145,51 @@ def test_bad_configuration_stops_the_gateway_at_start(tmp_path: Path) -> None:
     }
     with pytest.raises(RuntimeError, match="non-empty 'upstreams'"):
         start_gateway(env, tmp_path / "gateway.log")
+
+
+AZURE = {"type": "azure", "endpoint": "https://aoai.example", "key_secret": "k"}
+
+
+def test_responses_paths_and_the_operations_each_model_serves() -> None:
+    config = parse_config(
+        {
+            "upstreams": {
+                "v1": {**AZURE, "deployment": "gpt-4o"},
+                "preview": {**AZURE, "deployment": "codex", "responses_api": "preview"},
+                "openai": {"type": "openai", "model": "gpt-4o", "key_secret": "k"},
+            },
+            "models": {
+                "gpt-4o": {"upstream": "v1"},
+                "chat-only": {"upstream": "openai", "serves": ["chat"]},
+                "codex": {"upstream": "preview", "kind": "responses"},
+            },
+        }
+    )
+    ups = config.upstreams
+    assert ups["v1"].url(Operation.RESPONSES) == "https://aoai.example/openai/v1/responses"
+    assert ups["preview"].url(Operation.RESPONSES) == (
+        "https://aoai.example/openai/responses?api-version=2025-04-01-preview"
+    )
+    assert ups["openai"].url(Operation.RESPONSES) == "https://api.openai.com/v1/responses"
+    assert set(config.served) == {
+        ("gpt-4o", Operation.CHAT),
+        ("gpt-4o", Operation.RESPONSES),
+        ("chat-only", Operation.CHAT),
+        ("codex", Operation.RESPONSES),
+    }
+    assert config.served[("gpt-4o", Operation.RESPONSES)].operation is Operation.RESPONSES
+    for bad in ({"serves": ["embeddings"]}, {"kind": "responses", "serves": ["chat"]}):
+        with pytest.raises(ConfigError, match="serves"):
+            parse_config(
+                {
+                    "upstreams": {"v1": {**AZURE, "deployment": "d"}},
+                    "models": {"m": {"upstream": "v1", **bad}},
+                }
+            )
+    with pytest.raises(ConfigError, match="responses_api"):
+        parse_config(
+            {
+                "upstreams": {"v1": {**AZURE, "deployment": "d", "responses_api": "v2"}},
+                "models": {"m": {"upstream": "v1"}},
+            }
+        )

@@ -46,13 +46,14 @@ def resolve_model(
             f"System '{caller.system.id}' is not allowed to use the model '{name}'.",
             "model_not_allowed",
         )
-    if model.operation is not operation:
+    served = config.served.get((name, operation))
+    if served is None:
         raise bad_request(
             f"The model '{name}' does not support {operation.value}.",
             code="operation_not_supported",
             param="model",
         )
-    return model
+    return served
 
 
 def allowed_models(config: GatewayConfig, caller: Caller) -> list[PublicModel]:

@@ -27,7 +27,7 @@ log = logging.getLogger("tollgate.access")
 
 
 async def completions(request: Request, route: Route) -> Response:
-    """Chat completions and embeddings, in any of the three route styles."""
+    """Chat completions, responses (create) and embeddings, in any of the route styles."""
     style, operation = route.style, route.operation
     if style is None or operation is None:
         raise TypeError(f"route {route.name} is not a model call")
@@ -144,6 +144,8 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
         return
     if model.operation is Operation.EMBEDDINGS:
         findings = redactor.redact_embeddings(body)
+    elif model.operation is Operation.RESPONSES:
+        findings = redactor.redact_responses(body)
     else:
         findings = redactor.redact_chat(body)
     if findings and redactor.mode == "reject":

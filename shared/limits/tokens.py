@@ -105,12 +105,34 @@ def embedding_input_tokens(body: dict[str, Any], model: str) -> int:
     return total
 
 
+def responses_input_tokens(body: dict[str, Any], model: str) -> int:
+    """Tokens of a Responses API request's `input` (a string, or items: messages counted as chat
+    messages are, other items as their JSON), `instructions` and tool definitions."""
+    if not isinstance(body, dict):
+        return 0
+    enc = encoding_for(model)
+    total = 3
+    value = body.get("input")
+    if isinstance(value, str):
+        total += 3 + len(enc.encode_ordinary(value))
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, dict) and item.get("type", "message") == "message":
+            total += 3 + sum(_tokens(enc, v, 0) for k, v in item.items() if k != "type")
+        else:
+            total += _json_tokens(enc, item)
+    instructions = body.get("instructions")
+    if isinstance(instructions, str):
+        total += 3 + len(enc.encode_ordinary(instructions))
+    return total + _json_tokens(enc, body.get("tools"))
+
+
 def completion_allowance(body: dict[str, Any], default: int) -> int:
-    """Output tokens to reserve: max_completion_tokens or max_tokens (else default), times n."""
+    """Output tokens to reserve: max_completion_tokens, max_tokens or max_output_tokens (else
+    default), times n."""
     if not isinstance(body, dict):
         return default
     allowance = default
-    for key in ("max_completion_tokens", "max_tokens"):
+    for key in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(key)
         if _is_int(value) and value > 0:
             allowance = value

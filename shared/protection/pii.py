@@ -142,6 +142,28 @@ class Redactor:
                             self._replace(part, "text", text, counts)
         return Findings(dict(counts))
 
+    def redact_responses(self, body: object) -> Findings:
+        """Masks a Responses API `input` (a string, or message items' string content and text
+        parts) and `instructions` in place."""
+        counts: Counter[str] = Counter()
+        if not isinstance(body, dict):
+            return Findings()
+        for key in ("input", "instructions"):
+            value = body.get(key)
+            if isinstance(value, str):
+                self._replace(body, key, value, counts)
+        items = body.get("input")
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict):
+                continue
+            content = item.get("content")
+            if isinstance(content, str):
+                self._replace(item, "content", content, counts)
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    self._replace(part, "text", part["text"], counts)
+        return Findings(dict(counts))
+
     def redact_embeddings(self, body: object) -> Findings:
         """Masks an embeddings `input` (a string or strings; token id lists are left alone)."""
         counts: Counter[str] = Counter()

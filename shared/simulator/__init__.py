@@ -1,7 +1,7 @@
 """An OpenAI / Azure OpenAI compatible upstream simulator (aiohttp), with fault injection: the
 gateway's embedded default upstream, and the real HTTP server its tests and benchmarks call.
-The app and its routes (app, handlers, embeddings, streaming), the payloads (wire, content,
-errors), its state (state, config), the `/_sim/` control API (control, faults), and
+The app and its routes (app, handlers, embeddings, responses, streaming), the payloads (wire,
+content, errors), its state (state, config), the `/_sim/` control API (control, faults), and
 `python -m shared.simulator` (__main__).
 
 Imports from shared/: nothing; it stands where Azure OpenAI would.

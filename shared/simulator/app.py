@@ -35,6 +35,9 @@ def create_app(config: SimulatorConfig) -> web.Application:
     router.add_post(f"{_AZURE_DEPLOYMENT}/chat/completions", route("chat", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/embeddings", route("embeddings", azure=True))
     router.add_get("/openai/models", route("models", azure=True))
+    router.add_post("/v1/responses", route("responses", azure=False))
+    router.add_post("/openai/v1/responses", route("responses", azure=False))  # Azure v1
+    router.add_post("/openai/responses", route("responses", azure=True))  # with api-version
     add_control_routes(app)
     # Registered last so that they only catch what nothing above matched.
     router.add_route("*", "/v1/{tail:.*}", route("unknown", azure=False))

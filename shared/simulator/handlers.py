@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import content, errors
 from .embeddings import embeddings_body
+from .responses import response_body, responses_reply
 from .state import REQUEST_ID, STATE, Call, SimState
 from .streaming import close_connection, stream_reply
 from .wire import (
@@ -40,7 +41,7 @@ def route(operation: str, azure: bool) -> Callable[[web.Request], Awaitable[web.
             if operation == "unknown":
                 raise errors.resource_not_found(azure, request.method, request.path)
             _check_access(call, state)
-            if operation in ("chat", "embeddings"):
+            if operation in ("chat", "embeddings", "responses"):
                 call.model = _resolve_model(call)
             return await _OPERATIONS[operation](call, state)
         except errors.ApiError as error:
@@ -80,7 +81,7 @@ async def _begin(request: web.Request, azure: bool, operation: str, state: SimSt
 
 def _presented_key(call: Call) -> str | None:
     headers = call.request.headers
-    if call.azure and "api-key" in headers:
+    if (call.azure or call.operation == "responses") and "api-key" in headers:
         return headers["api-key"]
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -102,10 +103,11 @@ def _resolve_model(call: Call) -> str:
     if not isinstance(call.body, dict):
         message = "We could not parse the JSON body of your request. Expected a JSON object."
         raise errors.bad_request(message)
-    model: Any = call.request.match_info["deployment"] if call.azure else call.body.get("model")
+    in_path = call.azure and call.operation != "responses"  # Responses: always in the body
+    model: Any = call.request.match_info["deployment"] if in_path else call.body.get("model")
     if not isinstance(model, str) or not model:
         raise errors.bad_request("you must provide a model parameter", "model")
-    wanted = content.CHAT_MODELS if call.operation == "chat" else content.EMBEDDING_MODELS
+    wanted = content.EMBEDDING_MODELS if call.operation == "embeddings" else content.CHAT_MODELS
     if model not in wanted:
         if model in content.CHAT_MODELS | content.EMBEDDING_MODELS:
             raise errors.wrong_operation(call.azure, model, call.operation)
@@ -228,8 +230,23 @@ async def _embeddings(call: Call, state: SimState) -> web.StreamResponse:
     return _ok(call, body)
 
 
+async def _responses(call: Call, state: SimState) -> web.StreamResponse:
+    assert call.model is not None
+    reply = responses_reply(call.body, call.model, call.azure, state.config.completion_tokens)
+    await _admit(call, state)
+    if call.record["stream"]:
+        call.record["status"] = 200
+        return await stream_reply(call, reply, state.config)
+    if state.config.ttft_ms:
+        await asyncio.sleep(state.config.ttft_ms / 1000)
+    if call.fault is not None and call.fault.reset_after_chunks is not None:
+        return _reset_response(call)
+    return _ok(call, response_body(reply))
+
+
 _OPERATIONS: dict[str, Operation] = {
     "chat": _chat,
+    "responses": _responses,
     "embeddings": _embeddings,
     "models": _models,
 }

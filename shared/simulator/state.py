@@ -24,7 +24,7 @@ class Call:
 
     request: web.Request
     azure: bool
-    operation: str  # "chat" | "embeddings" | "models" | "unknown"
+    operation: str  # "chat" | "embeddings" | "responses" | "models" | "unknown"
     record: dict[str, Any]
     body: Any = None
     model: str | None = None

@@ -1,4 +1,5 @@
-"""Server-sent-event streaming of a chat reply, with pacing, faults and disconnect detection."""
+"""Server-sent-event streaming of a chat reply or a Responses API answer, with pacing, faults
+and disconnect detection."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from aiohttp import web
 
 from .config import SimulatorConfig
+from .responses import EventEncoder, ResponseReply
 from .state import Call
 from .wire import DONE_FRAME, ChatReply, ChunkEncoder
 
@@ -64,12 +66,17 @@ def close_connection(call: Call) -> None:
         transport.close()
 
 
-async def stream_reply(call: Call, reply: ChatReply, config: SimulatorConfig) -> web.StreamResponse:
+async def stream_reply(
+    call: Call, reply: ChatReply | ResponseReply, config: SimulatorConfig
+) -> web.StreamResponse:
     response = web.StreamResponse(headers=_SSE_HEADERS)
     emitter = _Emitter(response, call)
     try:
         await response.prepare(call.request)
-        await _emit(emitter, reply, config)
+        if isinstance(reply, ResponseReply):
+            await _emit_events(emitter, reply, config)
+        else:
+            await _emit(emitter, reply, config)
         await response.write_eof()
     except _Reset:
         close_connection(call)
@@ -97,3 +104,17 @@ async def _emit(emitter: _Emitter, reply: ChatReply, config: SimulatorConfig) ->
     if reply.include_usage:
         await emitter.send(encoder.usage())
     await emitter.send(DONE_FRAME)
+
+
+async def _emit_events(emitter: _Emitter, reply: ResponseReply, config: SimulatorConfig) -> None:
+    encoder = EventEncoder(reply)
+    for frame in encoder.opening():
+        await emitter.send(frame)
+    if config.ttft_ms:
+        await asyncio.sleep(config.ttft_ms / 1000)
+    pacer = _Pacer(config.tokens_per_second)
+    for k, piece in enumerate(reply.text_pieces):
+        await pacer.wait(k)
+        await emitter.send(encoder.delta(piece if k == 0 else " " + piece))
+    for frame in encoder.closing():
+        await emitter.send(frame)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ from shared.routes import Operation
 from shared.settings import Settings
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
+# Azure serves the Responses API on its v1 path (no api-version) or on its preview path.
+DEFAULT_RESPONSES_API_VERSION = "2025-04-01-preview"
 SEED_CHAT_MODELS = (
     "gpt-4o",
     "gpt-4-turbo",
@@ -35,14 +37,25 @@ class Upstream:
     target: str  # Azure deployment name, or OpenAI model name
     key_secret: str
     api_version: str = DEFAULT_AZURE_API_VERSION
+    responses_api: str = "v1"  # Azure: "v1" (/openai/v1/responses) or "preview"
+    responses_api_version: str = DEFAULT_RESPONSES_API_VERSION
 
     def url(self, op: Operation) -> str:
+        if op is Operation.RESPONSES:
+            return self._responses_url()
         if self.kind == "azure":
             return (
                 f"{self.base_url}/openai/deployments/{self.target}/{_AZURE_PATHS[op]}"
                 f"?api-version={self.api_version}"
             )
         return f"{self.base_url}{_OPENAI_PATHS[op]}"
+
+    def _responses_url(self) -> str:
+        if self.kind != "azure":
+            return f"{self.base_url}/responses"
+        if self.responses_api == "preview":
+            return f"{self.base_url}/openai/responses?api-version={self.responses_api_version}"
+        return f"{self.base_url}/openai/v1/responses"
 
     @property
     def reports_stream_usage(self) -> bool:
@@ -65,11 +78,12 @@ class PoolMember:
 @dataclass(frozen=True)
 class PublicModel:
     name: str
-    operation: Operation
+    operation: Operation  # as served on one route (config.served), else the model's kind
     pool: tuple[PoolMember, ...]
     tokenizer: str  # the model name whose encoding counts this model's tokens
     prompt_price: float = 0.0  # per million tokens, in the price table's currency
     completion_price: float = 0.0
+    serves: frozenset[Operation] = frozenset()  # the operations it answers (its kind if empty)
 
     @property
     def upstream(self) -> Upstream:
@@ -81,6 +95,8 @@ class PublicModel:
 class GatewayConfig:
     upstreams: dict[str, Upstream]
     models: dict[str, PublicModel]
+    # Each model as served by each operation it serves (chat models: chat and responses).
+    served: dict[tuple[str, Operation], PublicModel] = field(default_factory=dict)
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         entry = self.models.get(model)
@@ -125,7 +141,12 @@ def parse_config(raw: Any) -> GatewayConfig:
     models = {
         name: _parse_model(name, spec, upstreams) for name, spec in _section(raw, "models").items()
     }
-    return GatewayConfig(upstreams=upstreams, models=models)
+    served = {
+        (name, op): replace(model, operation=op)
+        for name, model in models.items()
+        for op in model.serves
+    }
+    return GatewayConfig(upstreams=upstreams, models=models, served=served)
 
 
 def _decode(text: str, source: str) -> Any:
@@ -162,6 +183,9 @@ def _parse_upstream(name: str, spec: Any) -> Upstream:
             target=_require(spec, "deployment", where),
             key_secret=_require(spec, "key_secret", where),
             api_version=spec.get("api_version") or DEFAULT_AZURE_API_VERSION,
+            responses_api=_choice(spec, "responses_api", ("v1", "preview"), where),
+            responses_api_version=spec.get("responses_api_version")
+            or DEFAULT_RESPONSES_API_VERSION,
         )
     if kind == "openai":
         return Upstream(
@@ -182,7 +206,8 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     try:
         operation = Operation(spec.get("kind", "chat"))
     except ValueError:
-        raise ConfigError(f"{where}: 'kind' must be 'chat' or 'embeddings'") from None
+        raise ConfigError(f"{where}: 'kind' must be 'chat', 'responses' or 'embeddings'") from None
+    serves = _serves(spec, operation, where)
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
@@ -194,8 +219,26 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     if not all(isinstance(p, int | float) and p >= 0 for p in (prompt_price, completion_price)):
         raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens)")
     return PublicModel(
-        name, operation, pool, tokenizer, float(prompt_price), float(completion_price)
+        name, operation, pool, tokenizer, float(prompt_price), float(completion_price), serves
     )
+
+
+_SERVABLE = {
+    Operation.CHAT: (Operation.CHAT, Operation.RESPONSES),
+    Operation.RESPONSES: (Operation.RESPONSES,),
+    Operation.EMBEDDINGS: (Operation.EMBEDDINGS,),
+}
+
+
+def _serves(spec: dict[str, Any], kind: Operation, where: str) -> frozenset[Operation]:
+    """A chat model answers chat completions and responses unless `serves` narrows it."""
+    given = spec.get("serves")
+    if given is None:
+        return frozenset(_SERVABLE[kind])
+    allowed = {op.value for op in _SERVABLE[kind]}
+    if not isinstance(given, list) or not given or not set(given) <= allowed:
+        raise ConfigError(f"{where}: 'serves' is a list of {', '.join(sorted(allowed))}")
+    return frozenset(Operation(op) for op in given)
 
 
 def _parse_pool(
@@ -221,6 +264,13 @@ def _parse_pool(
     if len({m.upstream.name for m in pool}) != len(pool):
         raise ConfigError(f"{where}: an upstream appears twice in its pool")
     return tuple(pool)
+
+
+def _choice(spec: dict[str, Any], field: str, choices: tuple[str, ...], where: str) -> str:
+    value = spec.get(field, choices[0])
+    if value not in choices:
+        raise ConfigError(f"{where}: '{field}' must be one of {', '.join(choices)}")
+    return str(value)
 
 
 def _whole(value: Any) -> bool:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from shared.auth.secret_cache import CachedSecrets
 from shared.errors import GatewayError, server_error
+from shared.routes import Operation
 from shared.upstream.balancer import Balancer
 from shared.upstream.call import call_upstream, transport_error
 from shared.upstream.client import UpstreamClient
@@ -118,7 +119,7 @@ class Dispatcher:
             first = first or upstream.name
             tried.add(upstream.name)
             account.attempts = len(tried)
-            body, strip_usage = _body_for(payload, upstream, stream)
+            body, strip_usage = _body_for(payload, upstream, stream, model.operation)
             try:
                 resp, key = await call_upstream(
                     self.client, self.secrets, upstream, model.operation, body, request_id
@@ -226,11 +227,14 @@ async def _answer(
     return Response(content=body, status_code=resp.status, headers=headers)
 
 
-def _body_for(payload: dict[str, Any], upstream: Upstream, stream: bool) -> tuple[bytes, bool]:
-    """The request as this upstream gets it: its own model name and, for a stream, a request
-    for usage. Also says whether the client must not see that usage chunk."""
+def _body_for(
+    payload: dict[str, Any], upstream: Upstream, stream: bool, operation: Operation
+) -> tuple[bytes, bool]:
+    """The request as this upstream gets it: its own model name and, for a chat stream, a
+    request for usage (a Responses stream always ends with it). Also says whether the client
+    must not see that usage chunk."""
     body = {**payload, "model": upstream.target}
-    strip = stream and _ask_for_usage(body, upstream)
+    strip = stream and operation is Operation.CHAT and _ask_for_usage(body, upstream)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), strip
 
 

@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.limits.limiter import Limiter, Reservation
-from shared.limits.tokens import chat_prompt_tokens, completion_allowance, embedding_input_tokens
+from shared.limits.tokens import (
+    chat_prompt_tokens,
+    completion_allowance,
+    embedding_input_tokens,
+    responses_input_tokens,
+)
 from shared.routes import Operation
 from shared.usage.content import ContentCapture
 from shared.usage.record import UsageRecord
@@ -37,6 +42,9 @@ def estimate(
     if operation is Operation.EMBEDDINGS:
         prompt = embedding_input_tokens(body, tokenizer_model)
         return prompt, prompt
+    if operation is Operation.RESPONSES:
+        prompt = responses_input_tokens(body, tokenizer_model)
+        return prompt, prompt + completion_allowance(body, default)
     prompt = chat_prompt_tokens(body, tokenizer_model)
     return prompt, prompt + completion_allowance(body, default)
 
@@ -92,20 +100,15 @@ class Account:
 
     def close_body(self, status: int, body: bytes) -> None:
         usage = _usage(body) if status == 200 else {}
+        prompt, completion = _tokens(usage)
         self._close(
-            status,
-            "",
-            usage.get("prompt_tokens", 0),
-            usage.get("completion_tokens", 0),
-            disconnected=False,
-            reported=bool(usage),
-            text=body,
+            status, "", prompt, completion, disconnected=False, reported=bool(usage), text=body
         )
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         usage = tap.usage or {}
         if "total_tokens" in usage:
-            prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+            prompt, completion = _tokens(usage)
         else:  # broken or cut short: settle on what was delivered
             counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
             prompt, completion = self._prompt_estimate(), max(tap.completion_pieces, counted)
@@ -191,6 +194,12 @@ def _usage_near_end(body: bytes) -> dict[str, int] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return _counts(value) if isinstance(value, dict) else None
+
+
+def _tokens(usage: dict[str, int]) -> tuple[int, int]:
+    """(prompt, completion): chat and embeddings name them so, the Responses API input/output."""
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+    return prompt, usage.get("completion_tokens", usage.get("output_tokens", 0))
 
 
 def _counts(usage: dict[str, Any]) -> dict[str, int]:

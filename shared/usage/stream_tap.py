@@ -16,8 +16,11 @@ from typing import Any
 # the SSE spec, used by neither OpenAI nor Azure) are not recognised: such a stream is held to
 # the end and then forwarded whole by flush().
 _EVENT_END = re.compile(rb"\n\r?\n")
-# Keys whose string values are completion text: delta content, tool-call arguments, refusals.
-_TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"')
+# Keys whose string values are completion text: delta content, tool-call arguments, refusals,
+# and the Responses API's deltas.
+_TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"', b'"delta"')
+# The Responses API's terminal events carry the usage inside their `response`.
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _WHITESPACE = b" \t\r\n"
 _QUOTE, _BACKSLASH, _COLON, _BRACE = 0x22, 0x5C, 0x3A, 0x7B
 # A stream that never ends an event (not SSE at all, or a runaway upstream) is not buffered
@@ -132,7 +135,14 @@ class UsageTap:
             obj = json.loads(_payload(event))
         except (ValueError, RecursionError):
             return True
-        if not isinstance(obj, dict) or not isinstance(obj.get("usage"), dict):
+        if not isinstance(obj, dict):
+            return True
+        if obj.get("type") in _TERMINAL and isinstance(obj.get("response"), dict):
+            usage = obj["response"].get("usage")
+            if isinstance(usage, dict):
+                self.usage = _counts(usage)
+            return True
+        if not isinstance(obj.get("usage"), dict):
             return True
         self.usage = _counts(obj["usage"])
         return not (self.strip_usage_chunk and obj.get("choices") == [])

@@ -1,0 +1,153 @@
+"""The Responses API's create call through the gateway (issue #16, first part): the official SDK
+in its three styles, sync and async, streamed and not, the seed's route style, usage records
+and limits settled on the answer's own usage, redaction of `input` and `instructions`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from openai import AsyncOpenAI, AzureOpenAI, OpenAI
+from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
+
+from tests.conftest import SIM_KEY, Live, new_system
+from tests.support.processes import tollgate
+from tests.support.rig import gateway_rig
+
+PREVIEW = "2025-04-01-preview"
+# Systems are added after the rig's gateway started: it must see them at once.
+FRESH_REGISTRY = {"TOLLGATE_REGISTRY_REFRESH_SECONDS": "0.1"}
+
+
+def client(url: str, key: str, kind: str) -> OpenAI:
+    if kind == "azure":  # the AzureOpenAI SDK: /openai/responses?api-version=..., model in body
+        return AzureOpenAI(azure_endpoint=url, api_key=key, api_version=PREVIEW, max_retries=0)
+    base = f"{url}/openai/v1" if kind == "azure-v1" else f"{url}/v1"
+    return OpenAI(base_url=base, api_key=key, max_retries=0)
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure", "azure-v1"])
+def test_create_through_each_sdk_style(live: Live, kind: str) -> None:
+    live.sim("DELETE", "requests")
+    reply = client(live.url, live.seed_key, kind).responses.create(
+        model="gpt-4o", input="Tell me about Tollgate", instructions="Be brief."
+    )
+    assert reply.object == "response" and reply.status == "completed"
+    assert "Tell me about Tollgate" in reply.output_text
+    assert reply.usage is not None and reply.usage.input_tokens > 0
+    (seen,) = live.sim_requests()
+    # The gateway's upstream is an Azure deployment, reached on Azure's v1 Responses path.
+    assert seen["path"] == "/openai/v1/responses" and seen["body"]["model"] == "gpt-4o"
+    assert seen["headers"]["api-key"] == SIM_KEY and "stream_options" not in seen["body"]
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+def test_stream_relays_every_event_in_order(live: Live, kind: str) -> None:
+    stream = client(live.url, live.seed_key, kind).responses.create(
+        model="gpt-4o", input=[{"role": "user", "content": "stream this"}], stream=True
+    )
+    events = list(stream)
+    final = events[-1]
+    assert events[0].type == "response.created" and isinstance(final, ResponseCompletedEvent)
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if isinstance(e, ResponseTextDeltaEvent))
+    assert text == final.response.output_text and "stream this" in text
+
+
+async def test_async_create(live: Live) -> None:
+    async with AsyncOpenAI(base_url=f"{live.url}/v1", api_key=live.seed_key) as aclient:
+        reply = await aclient.responses.create(model="gpt-4o", input="async hello")
+    assert "async hello" in reply.output_text
+
+
+def test_the_seeds_route_style(live: Live) -> None:
+    url = f"{live.url}/gateway/responses/gpt-4o"
+    headers = {"api-key": live.seed_key, "systemId": "0003R3"}
+    answer = requests.post(url, headers=headers, json={"input": "hi"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["object"] == "response"
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "code"),
+    [
+        ("text-embedding-3-small", 400, "operation_not_supported"),
+        ("no-such-model", 404, "model_not_found"),
+    ],
+)
+def test_models_that_cannot_answer(live: Live, model: str, status: int, code: str) -> None:
+    url = f"{live.url}/v1/responses"
+    headers = {"Authorization": f"Bearer {live.seed_key}"}
+    answer = requests.post(url, headers=headers, json={"model": model, "input": "x"}, timeout=30)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+
+
+def test_usage_records_and_limits_settle_on_the_answers_usage(tmp_path: Path) -> None:
+    env = {"TOLLGATE_REDIS_URL": "redis://127.0.0.1:6379/0", **FRESH_REGISTRY}
+    with gateway_rig(tmp_path, env) as rig:
+        key = new_system(
+            {**_rig_env(tmp_path, rig.simulator.url), **env}, "metered", limits={"tpm": 100_000}
+        )
+        sdk = client(rig.gateway.url, key, "openai")
+        reply = sdk.responses.create(model="gpt-4o", input="count me", max_output_tokens=8)
+        events = list(sdk.responses.create(model="gpt-4o", input="count me too", stream=True))
+        final = events[-1]
+        assert isinstance(final, ResponseCompletedEvent)
+        usage = [reply.usage, final.response.usage]
+        records = [rig.wait_for_record(metered(stream)) for stream in (False, True)]
+    for record, spent in zip(records, usage, strict=True):
+        assert spent is not None
+        assert record["operation"] == "responses" and record["status"] == 200
+        assert (record["prompt_tokens"], record["completion_tokens"]) == (
+            spent.input_tokens,
+            spent.output_tokens,
+        )
+        assert record["settled_tokens"] == spent.total_tokens
+        assert record["reserved_tokens"] > spent.input_tokens  # prompt plus the output allowance
+    assert records[0]["reserved_tokens"] < records[1]["reserved_tokens"]  # max_output_tokens=8
+
+
+def test_input_and_instructions_are_redacted(tmp_path: Path, live: Live) -> None:
+    with gateway_rig(tmp_path, FRESH_REGISTRY, simulator=live.simulator) as rig:
+        env = _rig_env(tmp_path, live.simulator.url)
+        key = new_system(env, "masked")
+        assert (
+            tollgate("systems", "update", "masked", "--redaction", "mask", env=env).returncode == 0
+        )
+        live.sim("DELETE", "requests")
+        body: dict[str, Any] = {
+            "model": "gpt-4o",
+            "instructions": "Reply to wang.da@example.com.tw",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "ID A123456789"}]},
+                {"role": "user", "content": "call 0912-345-678"},
+            ],
+        }
+        answer = requests.post(
+            f"{rig.gateway.url}/v1/responses",
+            headers={"Authorization": f"Bearer {key}"},
+            json=body,
+            timeout=30,
+        )
+    assert answer.status_code == 200, answer.text
+    (seen,) = live.sim_requests()
+    sent = json.dumps(seen["body"])
+    assert "[EMAIL]" in sent and "[TW_ID]" in sent and "[PHONE]" in sent
+    for value in ("wang.da@example.com.tw", "A123456789", "0912-345-678"):
+        assert value not in sent and value not in answer.text
+
+
+def metered(stream: bool) -> Callable[[dict[str, Any]], bool]:
+    return lambda record: record["system"] == "metered" and record["stream"] is stream
+
+
+def _rig_env(work: Path, simulator_url: str) -> dict[str, str]:
+    return {
+        "TOLLGATE_REGISTRY": str(work / "systems.json"),
+        "TOLLGATE_SIMULATOR_URL": simulator_url,
+        "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
+    }
