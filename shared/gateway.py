@@ -31,6 +31,7 @@ from shared.upstream.balancer import Balancer
 from shared.upstream.client import UpstreamClient
 from shared.upstream.config import GatewayConfig, load_config
 from shared.upstream.health import HealthStore, MemoryHealthStore
+from shared.upstream.owners import MemoryOwners, RedisOwners, ResponseOwners
 from shared.upstream.relay import Dispatcher, FailoverPolicy
 from shared.usage.account import Account
 from shared.usage.content import content_sink
@@ -58,6 +59,7 @@ class Gateway:
     networks: AllowList
     proxies: TrustedProxies
     entra: EntraValidator | None
+    owners: ResponseOwners
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -104,6 +106,7 @@ class Gateway:
             networks=AllowList(settings.allowed_networks, "TOLLGATE_ALLOWED_NETWORKS"),
             proxies=TrustedProxies(settings.trusted_proxies, "TOLLGATE_TRUSTED_PROXIES"),
             entra=build_entra(settings),
+            owners=RedisOwners(redis) if redis is not None else MemoryOwners(),
         )
 
     async def aclose(self) -> None:

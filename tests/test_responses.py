@@ -5,6 +5,7 @@ and limits settled on the answer's own usage, redaction of `input` and `instruct
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,98 @@ def _rig_env(work: Path, simulator_url: str) -> dict[str, str]:
         "TOLLGATE_SIMULATOR_URL": simulator_url,
         "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
     }
+
+
+def test_a_chain_of_three_turns_streamed_or_not(live: Live) -> None:
+    sdk = client(live.url, live.seed_key, "openai")
+    first = sdk.responses.create(model="gpt-4o", input="turn one")
+    events = list(
+        sdk.responses.create(
+            model="gpt-4o", input="turn two", previous_response_id=first.id, stream=True
+        )
+    )
+    second = events[-1]
+    assert isinstance(second, ResponseCompletedEvent)
+    live.sim("DELETE", "requests")
+    third = sdk.responses.create(
+        model="gpt-4o", input="turn three", previous_response_id=second.response.id
+    )
+    assert "turn three" in third.output_text
+    (seen,) = live.sim_requests()
+    assert seen["body"]["previous_response_id"] == second.response.id
+
+
+def test_another_systems_response_is_never_found(live: Live) -> None:
+    mine = client(live.url, live.seed_key, "openai").responses.create(model="gpt-4o", input="x")
+    other_key = new_system(live.env, "other-responder")
+    url = f"{live.url}/v1/responses"
+    live.sim("DELETE", "requests")
+    answers = {}
+    for name, previous in (("theirs", mine.id), ("unknown", "resp_" + "0" * 32)):
+        deadline = time.monotonic() + 5
+        while True:  # the live gateway reads the registry every 0.5 s
+            body = {"model": "gpt-4o", "input": "y", "previous_response_id": previous}
+            headers = {"Authorization": f"Bearer {other_key}"}
+            answer = requests.post(url, headers=headers, json=body, timeout=30)
+            if answer.status_code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        answers[name] = answer
+    for answer in answers.values():
+        assert answer.status_code == 404
+        assert answer.json()["error"]["code"] == "previous_response_not_found"
+    # Told apart by nothing, and no upstream call made for either.
+    messages = [
+        a.json()["error"]["message"].replace(p, "ID")
+        for a, p in zip(answers.values(), (mine.id, "resp_" + "0" * 32), strict=True)
+    ]
+    assert messages[0] == messages[1]
+    assert live.sim_requests() == []
+
+
+def test_follow_ups_go_to_the_deployment_that_holds_the_response(
+    live: Live, tmp_path: Path
+) -> None:
+    deployments = {"dep-a": "gpt-4o", "dep-b": "gpt-4-turbo"}  # distinct names at the simulator
+    config = {
+        "upstreams": {
+            name: {
+                "type": "azure",
+                "endpoint": live.simulator.url,
+                "deployment": target,
+                "key_secret": "simulator-key",
+            }
+            for name, target in deployments.items()
+        },
+        "models": {
+            "pooled": {
+                "upstreams": [
+                    {"upstream": "dep-a", "weight": 1},
+                    {"upstream": "dep-b", "weight": 1},
+                ],
+                "tokenizer": "gpt-4o",
+            }
+        },
+    }
+    settings = {"TOLLGATE_CONFIG_JSON": json.dumps(config), **FRESH_REGISTRY}
+    with gateway_rig(tmp_path, settings, simulator=live.simulator) as rig:
+        sdk = client(rig.gateway.url, rig.key, "openai")
+        first = sdk.responses.with_raw_response.create(model="pooled", input="start")
+        holder = first.headers["x-tollgate-upstream"]
+        first_id = first.parse().id
+        live.sim("DELETE", "requests")
+        for _ in range(30):
+            sdk.responses.create(model="pooled", input="again", previous_response_id=first_id)
+        targets = {seen["body"]["model"] for seen in live.sim_requests()}
+        assert targets == {deployments[holder]}  # 1:1 weights would have split them
+        live.sim("POST", "faults", {"status": 500, "count": 10, "deployment": deployments[holder]})
+        live.sim("DELETE", "requests")
+        failed = requests.post(
+            f"{rig.gateway.url}/v1/responses",
+            headers={"Authorization": f"Bearer {rig.key}"},
+            json={"model": "pooled", "input": "down", "previous_response_id": first_id},
+            timeout=30,
+        )
+        live.sim("DELETE", "faults")
+        assert failed.status_code >= 500
+        assert {seen["body"]["model"] for seen in live.sim_requests()} == {deployments[holder]}

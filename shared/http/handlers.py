@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -20,6 +21,7 @@ from shared.protection.client_ip import client_ip
 from shared.registry.systems import Caller
 from shared.routes import Operation, Route, Style, allowed_methods
 from shared.upstream.config import PublicModel
+from shared.upstream.owners import ResponseOwners
 from shared.usage.account import Account, estimate
 from shared.usage.content import ContentCapture
 
@@ -43,6 +45,9 @@ async def completions(request: Request, route: Route) -> Response:
         account.model = checked_model_name(_model_name(request, style, body))
         account.stream = body.get("stream") is True
         model = resolve_model(gateway.config, caller, account.model, operation)
+        if operation is Operation.RESPONSES:
+            model = await chained(gateway.owners, caller, model, body)
+            account.bind_responses(gateway.owners.remember_soon)
         redact(caller, model, body)
         if caller.system.content_logging is not None:
             account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
@@ -125,6 +130,31 @@ async def admit(
         account.estimate_prompt_with(
             lambda: estimate(body, model.operation, model.tokenizer, default)[0]
         )
+
+
+async def chained(
+    owners: ResponseOwners, caller: Caller, model: PublicModel, body: dict[str, Any]
+) -> PublicModel:
+    """A follow-up (`previous_response_id`) may name only the caller's own responses, and goes
+    to the deployment that holds the one it names, whatever the pool's weights say."""
+    previous = body.get("previous_response_id")
+    if previous is None:
+        return model
+    if not isinstance(previous, str) or not previous:
+        message = "'previous_response_id' must be the id of an earlier response."
+        raise bad_request(message, code="invalid_value", param="previous_response_id")
+    owner = await owners.owner(previous)
+    if owner is None or owner.system != caller.system.id:  # never tell which
+        message = f"Previous response with id '{previous}' not found."
+        raise not_found(message, "previous_response_not_found")
+    holder = tuple(m for m in model.pool if m.upstream.name == owner.deployment)
+    if not holder:
+        message = (
+            f"The deployment that holds response '{previous}' no longer serves '{model.name}'; "
+            "start a new conversation."
+        )
+        raise GatewayError(409, message, code="previous_response_unavailable")
+    return replace(model, pool=holder)
 
 
 async def _caller(request: Request, gateway: Gateway, account: Account) -> Caller:

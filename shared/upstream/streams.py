@@ -59,6 +59,8 @@ class RelayedStream(StreamingResponse):
         try:
             async for chunk in self._upstream.content.iter_any():
                 out = self._tap.feed(chunk)
+                if self._tap.response_id and not self._account.response_id:
+                    self._account.response_seen(self._tap.response_id)
                 if out:
                     self._account.first_byte()
                     if self._capture is not None:

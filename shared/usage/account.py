@@ -78,6 +78,19 @@ class Account:
         self._prompt_estimate: Callable[[], int] = lambda: 0
         self._closed = False
         self.content: ContentCapture | None = None  # only for systems that opted in
+        self.response_id = ""  # the stored response a Responses API call created
+        self._bind: Callable[[str, str, str], None] | None = None
+
+    def bind_responses(self, bind: Callable[[str, str, str], None]) -> None:
+        """Bind the response this call creates, (id, system, deployment), as soon as it is seen."""
+        self._bind = bind
+
+    def response_seen(self, response_id: str) -> None:
+        if self.response_id or not response_id:
+            return
+        self.response_id = response_id
+        if self._bind is not None and self.deployment:
+            self._bind(response_id, self.system, self.deployment)
 
     def reserved(self, limiter: Limiter, reservation: Reservation | None) -> None:
         self._limiter, self.reservation = limiter, reservation
@@ -99,6 +112,8 @@ class Account:
         self._close(499, "client_disconnected", 0, 0, disconnected=True)
 
     def close_body(self, status: int, body: bytes) -> None:
+        if self._bind is not None and status == 200:
+            self.response_seen(_response_id(body))
         usage = _usage(body) if status == 200 else {}
         prompt, completion = _tokens(usage)
         self._close(
@@ -106,6 +121,7 @@ class Account:
         )
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
+        self.response_seen(tap.response_id or "")
         usage = tap.usage or {}
         if "total_tokens" in usage:
             prompt, completion = _tokens(usage)
@@ -157,6 +173,7 @@ class Account:
             attempts=self.attempts,
             client_ip=self.client_ip,
             client_disconnected=disconnected,
+            response_id=self.response_id,
         )
         self._sink.add(record)
         record_request(record)
@@ -194,6 +211,14 @@ def _usage_near_end(body: bytes) -> dict[str, int] | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return _counts(value) if isinstance(value, dict) else None
+
+
+def _response_id(body: bytes) -> str:
+    try:
+        value = json.loads(body).get("id")
+    except (ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 def _tokens(usage: dict[str, int]) -> tuple[int, int]:

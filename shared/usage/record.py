@@ -34,6 +34,7 @@ class UsageRecord:
     attempts: int  # deployments tried
     client_ip: str
     client_disconnected: bool
+    response_id: str = ""  # the stored response a Responses API call created
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:

@@ -40,6 +40,7 @@ class UsageTap:
         "_tail",
         "completion_pieces",
         "completion_text_chars",
+        "response_id",
         "saw_done",
         "strip_usage_chunk",
         "usage",
@@ -51,6 +52,7 @@ class UsageTap:
         self.completion_text_chars = 0
         self.completion_pieces = 0
         self.saw_done = False
+        self.response_id: str | None = None  # a Responses API stream's, from its first event
         self._tail = b""
         self._passing = False  # the held event's start was already sent uninspected
 
@@ -121,6 +123,8 @@ class UsageTap:
                     keep = self._take_usage(data[start:end])
                     break
             at = data.rfind(b'"usage"', start, at)
+        if self.response_id is None and data.find(b'"response.created"', start, end) >= 0:
+            self._take_response_id(data[start:end])
         # An event opening with a JSON data line cannot be [DONE]; this spares a search.
         if (
             not self.saw_done
@@ -129,6 +133,15 @@ class UsageTap:
         ):
             self.saw_done = _payload(data[start:end]).startswith(b"[DONE]")
         return keep
+
+    def _take_response_id(self, event: bytes) -> None:
+        try:
+            obj = json.loads(_payload(event))
+        except (ValueError, RecursionError):
+            return
+        response = obj.get("response") if isinstance(obj, dict) else None
+        if isinstance(response, dict) and isinstance(response.get("id"), str):
+            self.response_id = response["id"]
 
     def _take_usage(self, event: bytes) -> bool:
         try:
