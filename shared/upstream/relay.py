@@ -150,7 +150,9 @@ class Dispatcher:
                 record_failover(model.name, first, upstream.name)
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
-            return await _answer(resp, upstream, request_id, stream, strip_usage, account, key)
+            responses = model.operation is Operation.RESPONSES
+            tap = UsageTap(strip_usage, responses) if stream else None
+            return await _answer(resp, upstream, request_id, tap, account, key)
         return self._exhausted(model, last, account)
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
@@ -200,18 +202,18 @@ async def _answer(
     resp: aiohttp.ClientResponse,
     upstream: Upstream,
     request_id: str,
-    stream: bool,
-    strip_usage: bool,
+    tap: UsageTap | None,
     account: Account,
     key: str,
 ) -> Response:
-    """The answer the client gets from the upstream response chosen for it."""
+    """The answer the client gets from the upstream response chosen for it (a stream, with
+    the tap that watches it, when one was asked for and the upstream began one)."""
     relayed = relayed_headers(resp.headers, request_id, upstream.name)
     headers = headers_without_key(relayed, key)
-    if stream and resp.status == 200:
+    if tap is not None and resp.status == 200:
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
-        return RelayedStream(resp, upstream.name, UsageTap(strip_usage), account, headers)
+        return RelayedStream(resp, upstream.name, tap, account, headers)
     try:
         body = await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:

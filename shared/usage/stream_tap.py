@@ -16,9 +16,10 @@ from typing import Any
 # the SSE spec, used by neither OpenAI nor Azure) are not recognised: such a stream is held to
 # the end and then forwarded whole by flush().
 _EVENT_END = re.compile(rb"\n\r?\n")
-# Keys whose string values are completion text: delta content, tool-call arguments, refusals,
-# and the Responses API's deltas.
-_TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"', b'"delta"')
+# Keys whose string values are completion text: delta content, tool-call arguments, refusals;
+# in a Responses API stream, its events' deltas.
+_TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"')
+_RESPONSES_TEXT_KEYS = (b'"delta"',)
 # The Responses API's terminal events carry the usage inside their `response`.
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _WHITESPACE = b" \t\r\n"
@@ -37,7 +38,9 @@ class UsageTap:
 
     __slots__ = (
         "_passing",
+        "_responses",
         "_tail",
+        "_text_keys",
         "completion_pieces",
         "completion_text_chars",
         "response_id",
@@ -46,8 +49,10 @@ class UsageTap:
         "usage",
     )
 
-    def __init__(self, strip_usage_chunk: bool) -> None:
+    def __init__(self, strip_usage_chunk: bool, responses: bool = False) -> None:
         self.strip_usage_chunk = strip_usage_chunk
+        self._responses = responses  # a Responses API stream: events, usage in the last one
+        self._text_keys = _RESPONSES_TEXT_KEYS if responses else _TEXT_KEYS
         self.usage: dict[str, int] | None = None
         self.completion_text_chars = 0
         self.completion_pieces = 0
@@ -104,7 +109,7 @@ class UsageTap:
         """Record what the event data[start:end] tells; False if it is to be dropped."""
         chars = 0
         # Searching backwards: the keys sit in the back half of a chunk.
-        for key in _TEXT_KEYS:
+        for key in self._text_keys:
             at = data.rfind(key, start, end)
             while at >= 0:
                 value = _value_at(data, at + len(key), end)
@@ -123,7 +128,11 @@ class UsageTap:
                     keep = self._take_usage(data[start:end])
                     break
             at = data.rfind(b'"usage"', start, at)
-        if self.response_id is None and data.find(b'"response.created"', start, end) >= 0:
+        if (
+            self._responses
+            and self.response_id is None
+            and data.find(b'"response.created"', start, end) >= 0
+        ):
             self._take_response_id(data[start:end])
         # An event opening with a JSON data line cannot be [DONE]; this spares a search.
         if (
