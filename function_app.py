@@ -106,6 +106,18 @@ async def azure_responses(req: Request) -> Response:
     return await handlers.completions(req, routes.AZURE_RESPONSES)
 
 
+def _stored_response(route: routes.Route) -> Callable[[Request], Any]:
+    async def function(req: Request) -> Response:
+        return await handlers.stored_response(req, route)
+
+    function.__name__ = route.name
+    return function
+
+
+for _route in routes.STORED_RESPONSES:  # retrieve, delete, cancel, input items: 9 functions
+    http_function(_route)(_stored_response(_route))
+
+
 @http_function(routes.HEALTH)
 async def healthz(req: Request) -> Response:
     return await handlers.health(req)

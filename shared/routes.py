@@ -77,6 +77,20 @@ AZURE_V1_RESPONSES = Route(
 )
 # The AzureOpenAI SDK's route (with api-version): the deployment is the body's `model`.
 AZURE_RESPONSES = Route("azure_responses", "openai/responses", POST, Style.OPENAI, RESPONSES)
+# Stored responses, in the three client styles: retrieve and delete, cancel, input items.
+STORED_RESPONSES = tuple(
+    Route(f"{name}_{kind}", f"{prefix}/responses/{{response_id}}{suffix}", methods, style)
+    for name, prefix, style in (
+        ("openai", "v1", Style.OPENAI),
+        ("azure_v1", "openai/v1", Style.OPENAI),
+        ("azure", "openai", Style.AZURE),
+    )
+    for kind, suffix, methods in (
+        ("response", "", ("GET", "DELETE")),
+        ("response_cancel", "/cancel", POST),
+        ("response_input_items", "/input_items", GET),
+    )
+)
 HEALTH = Route("healthz", "healthz", GET)
 FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
 
@@ -96,6 +110,7 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_RESPONSES,
     AZURE_V1_RESPONSES,
     AZURE_RESPONSES,
+    *STORED_RESPONSES,
     HEALTH,
     FALLBACK,
 )

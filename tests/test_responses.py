@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import requests
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
@@ -176,19 +177,14 @@ def test_a_chain_of_three_turns_streamed_or_not(live: Live) -> None:
 def test_another_systems_response_is_never_found(live: Live) -> None:
     mine = client(live.url, live.seed_key, "openai").responses.create(model="gpt-4o", input="x")
     other_key = new_system(live.env, "other-responder")
+    headers = {"Authorization": f"Bearer {other_key}"}
+    _wait_until_known(live, headers)
     url = f"{live.url}/v1/responses"
     live.sim("DELETE", "requests")
     answers = {}
     for name, previous in (("theirs", mine.id), ("unknown", "resp_" + "0" * 32)):
-        deadline = time.monotonic() + 5
-        while True:  # the live gateway reads the registry every 0.5 s
-            body = {"model": "gpt-4o", "input": "y", "previous_response_id": previous}
-            headers = {"Authorization": f"Bearer {other_key}"}
-            answer = requests.post(url, headers=headers, json=body, timeout=30)
-            if answer.status_code != 401 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        answers[name] = answer
+        body = {"model": "gpt-4o", "input": "y", "previous_response_id": previous}
+        answers[name] = requests.post(url, headers=headers, json=body, timeout=30)
     for answer in answers.values():
         assert answer.status_code == 404
         assert answer.json()["error"]["code"] == "previous_response_not_found"
@@ -247,3 +243,58 @@ def test_follow_ups_go_to_the_deployment_that_holds_the_response(
         live.sim("DELETE", "faults")
         assert failed.status_code >= 500
         assert {seen["body"]["model"] for seen in live.sim_requests()} == {deployments[holder]}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure", "azure-v1"])
+def test_retrieve_list_input_items_and_delete_own_responses(live: Live, kind: str) -> None:
+    sdk = client(live.url, live.seed_key, kind)
+    created = sdk.responses.create(model="gpt-4o", input="keep me")
+    again = sdk.responses.retrieve(created.id)
+    assert again.id == created.id and again.output_text == created.output_text
+    items = sdk.responses.input_items.list(created.id)
+    assert [item.type for item in items.data] == ["message"]
+    deleted = sdk.responses.with_raw_response.delete(created.id)
+    assert deleted.status_code == 200
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(created.id)  # gone upstream: the upstream's own 404
+
+
+def test_cancel_is_relayed_to_the_holding_deployment(live: Live) -> None:
+    sdk = client(live.url, live.seed_key, "openai")
+    created = sdk.responses.create(model="gpt-4o", input="not in the background")
+    with pytest.raises(openai.BadRequestError, match="background"):
+        sdk.responses.cancel(created.id)
+
+
+def test_another_systems_stored_response_is_never_found(live: Live) -> None:
+    mine = client(live.url, live.seed_key, "openai").responses.create(model="gpt-4o", input="x")
+    other_key = new_system(live.env, "other-reader")
+    headers = {"Authorization": f"Bearer {other_key}"}
+    _wait_until_known(live, headers)
+    live.sim("DELETE", "requests")
+    for method, path in (
+        ("GET", f"/v1/responses/{mine.id}"),
+        ("DELETE", f"/v1/responses/{mine.id}"),
+        ("POST", f"/v1/responses/{mine.id}/cancel"),
+        ("GET", f"/v1/responses/{mine.id}/input_items"),
+        ("GET", f"/openai/v1/responses/{mine.id}"),
+        ("GET", f"/openai/responses/{mine.id}?api-version={PREVIEW}"),
+        ("GET", "/v1/responses/resp_unknown0000"),
+    ):
+        answer = requests.request(method, live.url + path, headers=headers, timeout=30)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.json()["error"]["code"] == "response_not_found"
+    assert live.sim_requests() == []  # nothing reached the upstream
+    still = client(live.url, live.seed_key, "openai").responses.retrieve(mine.id)
+    assert still.id == mine.id  # and nothing was deleted
+
+
+def _wait_until_known(live: Live, headers: dict[str, str]) -> None:
+    """A key created after the live gateway started: its registry is read every 0.5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        probe = requests.get(f"{live.url}/v1/models", headers=headers, timeout=30)
+        if probe.status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the new key was never accepted")

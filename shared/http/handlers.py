@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -26,6 +28,7 @@ from shared.usage.account import Account, estimate
 from shared.usage.content import ContentCapture
 
 log = logging.getLogger("tollgate.access")
+RESPONSE_ID = re.compile(r"^resp_[A-Za-z0-9]{1,128}$")
 
 
 async def completions(request: Request, route: Route) -> Response:
@@ -72,6 +75,55 @@ async def completions(request: Request, route: Route) -> Response:
         raise
     _log_access(account, response)
     return response
+
+
+async def stored_response(request: Request, route: Route) -> Response:
+    """Retrieve, delete, cancel or list the input items of a stored response: only the system
+    that created it may, on the deployment that holds it."""
+    begun = _begin(request, (route.style or Style.OPENAI).value, Operation.RESPONSES.value)
+    if isinstance(begun, Response):
+        return begun
+    gateway, account = begun
+    request_id = account.request_id
+    try:
+        caller = await _caller(request, gateway, account)
+        response_id = str(request.path_params.get("response_id", ""))
+        owner = await gateway.owners.owner(response_id) if RESPONSE_ID.match(response_id) else None
+        if owner is None or owner.system != caller.system.id:  # never tell which
+            raise not_found(
+                f"No response found with id '{response_id[:64]}'.", "response_not_found"
+            )
+        upstream = gateway.config.upstreams.get(owner.deployment)
+        if upstream is None:
+            message = "The deployment that holds this response is no longer configured."
+            raise GatewayError(409, message, code="response_unavailable")
+        if request.query_params.get("stream") == "true":
+            message = "Resuming a stream through the gateway is not supported yet."
+            raise bad_request(message, code="unsupported_parameter", param="stream")
+        action = route.template.rsplit("/", 1)[-1] if not route.template.endswith("}") else ""
+        url = _with_query(upstream.stored_response_url(response_id, action), request)
+        response = await gateway.dispatcher.stored(
+            upstream, request.method, url, request_id, account
+        )
+    except GatewayError as exc:
+        account.close_error(exc.status, exc.code)
+        response = exc.to_response({"x-request-id": request_id})
+    except TimeoutError:
+        account.close_error(504, "upstream_timeout")
+        error = server_error(
+            504, "The upstream deployment did not answer in time.", "upstream_timeout"
+        )
+        response = error.to_response({"x-request-id": request_id})
+    _log_access(account, response)
+    return response
+
+
+def _with_query(url: str, request: Request) -> str:
+    """The client's query (paging, include) on the upstream URL, never its api-version."""
+    extra = [(k, v) for k, v in request.query_params.multi_items() if k != "api-version"]
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(extra)
 
 
 async def list_models(request: Request, route: Route) -> Response:

@@ -38,6 +38,12 @@ def create_app(config: SimulatorConfig) -> web.Application:
     router.add_post("/v1/responses", route("responses", azure=False))
     router.add_post("/openai/v1/responses", route("responses", azure=False))  # Azure v1
     router.add_post("/openai/responses", route("responses", azure=True))  # with api-version
+    for prefix, azure in (("/v1", False), ("/openai/v1", False), ("/openai", True)):
+        one = prefix + "/responses/{response_id}"
+        router.add_get(one, route("stored", azure=azure))
+        router.add_delete(one, route("stored", azure=azure))
+        router.add_post(one + "/{action:cancel}", route("stored", azure=azure))
+        router.add_get(one + "/{action:input_items}", route("stored", azure=azure))
     add_control_routes(app)
     # Registered last so that they only catch what nothing above matched.
     router.add_route("*", "/v1/{tail:.*}", route("unknown", azure=False))

@@ -14,7 +14,14 @@ from aiohttp import web
 
 from . import content, errors
 from .embeddings import embeddings_body
-from .responses import response_body, responses_reply
+from .responses import (
+    STORED_LIMIT,
+    ResponseReply,
+    input_items,
+    response_body,
+    responses_reply,
+    stored_answer,
+)
 from .state import REQUEST_ID, STATE, Call, SimState
 from .streaming import close_connection, stream_reply
 from .wire import (
@@ -22,6 +29,7 @@ from .wire import (
     OPENAI_MODELS_BODY,
     ChatReply,
     completion_body,
+    dumps,
     new_completion_id,
 )
 
@@ -81,7 +89,7 @@ async def _begin(request: web.Request, azure: bool, operation: str, state: SimSt
 
 def _presented_key(call: Call) -> str | None:
     headers = call.request.headers
-    if (call.azure or call.operation == "responses") and "api-key" in headers:
+    if (call.azure or call.operation in ("responses", "stored")) and "api-key" in headers:
         return headers["api-key"]
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -236,17 +244,39 @@ async def _responses(call: Call, state: SimState) -> web.StreamResponse:
     await _admit(call, state)
     if call.record["stream"]:
         call.record["status"] = 200
+        _store(state, reply, call.body)
         return await stream_reply(call, reply, state.config)
     if state.config.ttft_ms:
         await asyncio.sleep(state.config.ttft_ms / 1000)
     if call.fault is not None and call.fault.reset_after_chunks is not None:
         return _reset_response(call)
+    _store(state, reply, call.body)
     return _ok(call, response_body(reply))
+
+
+def _store(state: SimState, reply: ResponseReply, body: dict[str, Any]) -> None:
+    if body.get("store", True) is False:
+        return
+    while len(state.responses) >= STORED_LIMIT:
+        state.responses.pop(next(iter(state.responses)))
+    stored = reply.response(reply.final_status)
+    stored["background"] = bool(body.get("background"))
+    state.responses[reply.response_id] = (stored, input_items(body))
+
+
+async def _stored(call: Call, state: SimState) -> web.StreamResponse:
+    request = call.request
+    action = request.match_info.get("action", "")
+    answer = stored_answer(
+        state.responses, request.match_info["response_id"], request.method, action
+    )
+    return _ok(call, dumps(answer).encode())
 
 
 _OPERATIONS: dict[str, Operation] = {
     "chat": _chat,
     "responses": _responses,
+    "stored": _stored,
     "embeddings": _embeddings,
     "models": _models,
 }

@@ -182,3 +182,67 @@ class EventEncoder:
                 f"response.{reply.final_status}", response=reply.response(reply.final_status)
             ),
         ]
+
+
+STORED_LIMIT = 10_000
+
+
+def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request's input as the API lists it back: message items with ids."""
+    value = body.get("input")
+    items = [{"role": "user", "content": value}] if isinstance(value, str) else value
+    listed = []
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            text = content.message_text(item)
+            listed.append(
+                {
+                    "id": "msg_" + uuid.uuid4().hex,
+                    "type": "message",
+                    "role": item.get("role", "user"),
+                    "status": "completed",
+                    "content": [{"type": "input_text", "text": text}],
+                }
+            )
+    return listed
+
+
+def stored_answer(
+    stored: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]],
+    response_id: str,
+    method: str,
+    action: str,
+) -> dict[str, Any]:
+    """GET (retrieve), DELETE, POST .../cancel or GET .../input_items on a stored response."""
+    if response_id not in stored:
+        raise errors.ApiError(
+            404,
+            {
+                "error": {
+                    "message": f"Response with id '{response_id}' not found.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
+    response, items = stored[response_id]
+    if action == "input_items":
+        first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
+        return {
+            "object": "list",
+            "data": items,
+            "first_id": first,
+            "last_id": last,
+            "has_more": False,
+        }
+    if method == "DELETE":
+        del stored[response_id]
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+    if action == "cancel":
+        if not response.get("background"):
+            raise errors.bad_request(
+                "Only responses created with background=true can be cancelled."
+            )
+        response["status"] = "cancelled"
+    return response

@@ -16,6 +16,8 @@ class SimState:
     config: SimulatorConfig
     faults: FaultQueue = field(default_factory=FaultQueue)
     log: RequestLog = field(default_factory=RequestLog)
+    # Stored Responses API answers by id: (the response, its input items). Bounded.
+    responses: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -24,7 +26,7 @@ class Call:
 
     request: web.Request
     azure: bool
-    operation: str  # "chat" | "embeddings" | "responses" | "models" | "unknown"
+    operation: str  # "chat" | "embeddings" | "responses" | "stored" | "models" | "unknown"
     record: dict[str, Any]
     body: Any = None
     model: str | None = None

@@ -23,18 +23,21 @@ async def call_upstream(
     secrets: CachedSecrets,
     upstream: Upstream,
     op: Operation,
-    data: bytes,
+    data: bytes | None,
     request_id: str,
+    target: tuple[str, str] | None = None,
 ) -> tuple[aiohttp.ClientResponse, str]:
-    """The upstream's response, and the key it was sent (no answer may carry it on)."""
+    """The upstream's response, and the key it was sent (no answer may carry it on). `target`
+    (method, URL) overrides the operation's POST, for stored responses."""
+    method, url = target or ("POST", upstream.url(op))
     key = await _upstream_key(secrets.get(upstream.key_secret), upstream)
-    resp = await _post(client, upstream, op, data, key, request_id)
+    resp = await _post(client, upstream, method, url, data, key, request_id)
     if resp.status != 401:
         return resp, key
     resp.release()
     log.warning("upstream %s refused its key; fetching the key again", upstream.name)
     key = await _upstream_key(secrets.refresh(upstream.key_secret, key), upstream)
-    return await _post(client, upstream, op, data, key, request_id), key
+    return await _post(client, upstream, method, url, data, key, request_id), key
 
 
 async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
@@ -51,8 +54,9 @@ async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
 async def _post(
     client: UpstreamClient,
     upstream: Upstream,
-    op: Operation,
-    data: bytes,
+    method: str,
+    url: str,
+    data: bytes | None,
     key: str,
     request_id: str,
 ) -> aiohttp.ClientResponse:
@@ -63,7 +67,7 @@ async def _post(
         **upstream.auth_headers(key),
     }
     try:
-        return await client.post(upstream.url(op), headers, data)
+        return await client.post(url, headers, data, method)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise transport_error(upstream, exc) from None
 

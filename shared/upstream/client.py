@@ -44,13 +44,17 @@ class UpstreamClient:
             )
         return self._session
 
-    async def post(self, url: str, headers: dict[str, str], data: bytes) -> aiohttp.ClientResponse:
+    async def post(
+        self, url: str, headers: dict[str, str], data: bytes | None, method: str = "POST"
+    ) -> aiohttp.ClientResponse:
         """The response once its headers are in (at most the first-byte timeout away); from then
         on, silence longer than the read timeout fails a read of its body with a TimeoutError."""
         try:
             async with asyncio.timeout(self._first_byte):
                 session = self.session()
-                resp = await session.post(url, headers=headers, data=data, allow_redirects=False)
+                resp = await session.request(
+                    method, url, headers=headers, data=data, allow_redirects=False
+                )
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamTimeout("connect") from None
         except TimeoutError:

@@ -50,12 +50,17 @@ class Upstream:
             )
         return f"{self.base_url}{_OPENAI_PATHS[op]}"
 
-    def _responses_url(self) -> str:
+    def _responses_url(self, tail: str = "") -> str:
         if self.kind != "azure":
-            return f"{self.base_url}/responses"
+            return f"{self.base_url}/responses{tail}"
         if self.responses_api == "preview":
-            return f"{self.base_url}/openai/responses?api-version={self.responses_api_version}"
-        return f"{self.base_url}/openai/v1/responses"
+            version = self.responses_api_version
+            return f"{self.base_url}/openai/responses{tail}?api-version={version}"
+        return f"{self.base_url}/openai/v1/responses{tail}"
+
+    def stored_response_url(self, response_id: str, action: str = "") -> str:
+        """A stored response (`action`: "", "cancel" or "input_items"), on this deployment."""
+        return self._responses_url(f"/{response_id}" + (f"/{action}" if action else ""))
 
     @property
     def reports_stream_usage(self) -> bool:

@@ -155,6 +155,43 @@ class Dispatcher:
             return await _answer(resp, upstream, request_id, tap, account, key)
         return self._exhausted(model, last, account)
 
+    async def stored(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: str,
+        request_id: str,
+        account: Account,
+    ) -> Response:
+        """A call on a stored response, to the one deployment that holds it (no failover: no
+        other has it), answered as the upstream answers."""
+        account.deployment = upstream.name
+        account.attempts = 1
+        async with asyncio.timeout(self.policy.total_seconds):
+            resp, key = await call_upstream(
+                self.client,
+                self.secrets,
+                upstream,
+                Operation.RESPONSES,
+                None,
+                request_id,
+                (method, url),
+            )
+            try:
+                body = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise transport_error(upstream, exc) from None
+            finally:
+                resp.release()
+        account.first_byte()
+        headers = headers_without_key(relayed_headers(resp.headers, request_id, upstream.name), key)
+        if resp.status >= 400:
+            answer = error_answer(resp.status, body, key, headers)
+            account.close_error(resp.status, "upstream_error")
+            return answer
+        account.close_error(resp.status, None)  # no tokens: nothing is generated
+        return Response(content=body, status_code=resp.status, headers=headers)
+
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
 
