@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -31,18 +32,16 @@ log = logging.getLogger("tollgate.access")
 RESPONSE_ID = re.compile(r"^resp_[A-Za-z0-9]{1,128}$")
 
 
+Work = Callable[[Gateway, Account, Caller], Awaitable[Response]]
+
+
 async def completions(request: Request, route: Route) -> Response:
     """Chat completions, responses (create) and embeddings, in any of the route styles."""
     style, operation = route.style, route.operation
     if style is None or operation is None:
         raise TypeError(f"route {route.name} is not a model call")
-    begun = _begin(request, style.value, operation.value)
-    if isinstance(begun, Response):
-        return begun
-    gateway, account = begun
-    request_id = account.request_id
-    try:
-        caller = await _caller(request, gateway, account)
+
+    async def work(gateway: Gateway, account: Account, caller: Caller) -> Response:
         body = await read_json_body(request, gateway.settings.max_body_bytes)
         check_interpreted_fields(body)
         account.model = checked_model_name(_model_name(request, style, body))
@@ -55,8 +54,83 @@ async def completions(request: Request, route: Route) -> Response:
         if caller.system.content_logging is not None:
             account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
         await admit(gateway, caller, model, body, account)
-        response = await gateway.dispatcher.forward(model, body, request_id, account)
+        response = await gateway.dispatcher.forward(model, body, account.request_id, account)
         response.headers.update(rate_limit_headers(account.reservation))
+        return response
+
+    return await _serve(request, style.value, operation.value, work)
+
+
+async def stored_response(request: Request, route: Route) -> Response:
+    """Retrieve, delete, cancel or list the input items of a stored response: only the system
+    that created it may, on the deployment that holds it."""
+
+    async def work(gateway: Gateway, account: Account, caller: Caller) -> Response:
+        response_id = str(request.path_params.get("response_id", ""))
+        owner = await gateway.owners.owner(response_id) if RESPONSE_ID.match(response_id) else None
+        if owner is None or owner.system != caller.system.id:  # never tell which
+            message = f"No response found with id '{response_id[:64]}'."
+            raise not_found(message, "response_not_found")
+        upstream = gateway.config.upstreams.get(owner.deployment)
+        if upstream is None:
+            message = "The deployment that holds this response is no longer configured."
+            raise GatewayError(409, message, code="response_unavailable")
+        if request.query_params.get("stream") == "true":
+            message = "Resuming a stream through the gateway is not supported yet."
+            raise bad_request(message, code="unsupported_parameter", param="stream")
+        action = route.template.rsplit("/", 1)[-1] if not route.template.endswith("}") else ""
+        url = _with_query(upstream.stored_response_url(response_id, action), request)
+        try:
+            return await gateway.dispatcher.stored(
+                upstream, request.method, url, account.request_id, account
+            )
+        except TimeoutError:
+            message = "The upstream deployment did not answer in time."
+            raise server_error(504, message, "upstream_timeout") from None
+
+    style = route.style or Style.OPENAI
+    return await _serve(request, style.value, Operation.RESPONSES.value, work)
+
+
+def _with_query(url: str, request: Request) -> str:
+    """The client's query (paging, include) on the upstream URL, never its api-version."""
+    extra = [(k, v) for k, v in request.query_params.multi_items() if k != "api-version"]
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(extra)
+
+
+async def list_models(request: Request, route: Route) -> Response:
+    style = route.style
+    if style is None:
+        raise TypeError(f"route {route.name} names no style")
+
+    async def work(gateway: Gateway, account: Account, caller: Caller) -> Response:
+        data = [
+            {"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}
+            for m in allowed_models(gateway.config, caller)
+        ]
+        account.close_error(200, None)  # a success with no tokens
+        return Response(
+            json.dumps({"object": "list", "data": data}),
+            media_type="application/json",
+            headers={"x-request-id": account.request_id},
+        )
+
+    return await _serve(request, style.value, "models", work)
+
+
+async def _serve(request: Request, route: str, operation: str, work: Work) -> Response:
+    """One request's frame: its account, the caller, `work`, and an answer however it ends
+    (the account closed once, the access line written)."""
+    begun = _begin(request, route, operation)
+    if isinstance(begun, Response):
+        return begun
+    gateway, account = begun
+    request_id = account.request_id
+    try:
+        caller = await _caller(request, gateway, account)
+        response = await work(gateway, account, caller)
     except GatewayError as exc:
         account.close_error(exc.status, exc.code)
         response = exc.to_response({"x-request-id": request_id})
@@ -75,81 +149,6 @@ async def completions(request: Request, route: Route) -> Response:
         raise
     _log_access(account, response)
     return response
-
-
-async def stored_response(request: Request, route: Route) -> Response:
-    """Retrieve, delete, cancel or list the input items of a stored response: only the system
-    that created it may, on the deployment that holds it."""
-    begun = _begin(request, (route.style or Style.OPENAI).value, Operation.RESPONSES.value)
-    if isinstance(begun, Response):
-        return begun
-    gateway, account = begun
-    request_id = account.request_id
-    try:
-        caller = await _caller(request, gateway, account)
-        response_id = str(request.path_params.get("response_id", ""))
-        owner = await gateway.owners.owner(response_id) if RESPONSE_ID.match(response_id) else None
-        if owner is None or owner.system != caller.system.id:  # never tell which
-            raise not_found(
-                f"No response found with id '{response_id[:64]}'.", "response_not_found"
-            )
-        upstream = gateway.config.upstreams.get(owner.deployment)
-        if upstream is None:
-            message = "The deployment that holds this response is no longer configured."
-            raise GatewayError(409, message, code="response_unavailable")
-        if request.query_params.get("stream") == "true":
-            message = "Resuming a stream through the gateway is not supported yet."
-            raise bad_request(message, code="unsupported_parameter", param="stream")
-        action = route.template.rsplit("/", 1)[-1] if not route.template.endswith("}") else ""
-        url = _with_query(upstream.stored_response_url(response_id, action), request)
-        response = await gateway.dispatcher.stored(
-            upstream, request.method, url, request_id, account
-        )
-    except GatewayError as exc:
-        account.close_error(exc.status, exc.code)
-        response = exc.to_response({"x-request-id": request_id})
-    except TimeoutError:
-        account.close_error(504, "upstream_timeout")
-        error = server_error(
-            504, "The upstream deployment did not answer in time.", "upstream_timeout"
-        )
-        response = error.to_response({"x-request-id": request_id})
-    _log_access(account, response)
-    return response
-
-
-def _with_query(url: str, request: Request) -> str:
-    """The client's query (paging, include) on the upstream URL, never its api-version."""
-    extra = [(k, v) for k, v in request.query_params.multi_items() if k != "api-version"]
-    if not extra:
-        return url
-    return url + ("&" if "?" in url else "?") + urlencode(extra)
-
-
-async def list_models(request: Request, route: Route) -> Response:
-    style = route.style
-    if style is None:
-        raise TypeError(f"route {route.name} names no style")
-    begun = _begin(request, style.value, "models")
-    if isinstance(begun, Response):
-        return begun
-    gateway, account = begun
-    request_id = account.request_id
-    try:
-        caller = await _caller(request, gateway, account)
-    except GatewayError as exc:
-        account.close_error(exc.status, exc.code)
-        return exc.to_response({"x-request-id": request_id})
-    data = [
-        {"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}
-        for m in allowed_models(gateway.config, caller)
-    ]
-    account.close_error(200, None)  # a success with no tokens
-    return Response(
-        json.dumps({"object": "list", "data": data}),
-        media_type="application/json",
-        headers={"x-request-id": request_id},
-    )
 
 
 async def health(request: Request) -> Response:

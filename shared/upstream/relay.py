@@ -177,12 +177,7 @@ class Dispatcher:
                 request_id,
                 (method, url),
             )
-            try:
-                body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise transport_error(upstream, exc) from None
-            finally:
-                resp.release()
+            body = await _read(resp, upstream)
         account.first_byte()
         headers = headers_without_key(relayed_headers(resp.headers, request_id, upstream.name), key)
         if resp.status >= 400:
@@ -208,11 +203,9 @@ class Dispatcher:
                 code="upstream_rejected",
             )
         try:
-            body = await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return transport_error(upstream, exc)
-        finally:
-            resp.release()
+            body = await _read(resp, upstream)
+        except GatewayError as exc:
+            return exc
         headers = relayed_headers(resp.headers, request_id, upstream.name)
         return error_answer(resp.status, body, key, headers)
 
@@ -251,12 +244,7 @@ async def _answer(
         headers.setdefault("cache-control", "no-cache")
         headers["x-accel-buffering"] = "no"
         return RelayedStream(resp, upstream.name, tap, account, headers)
-    try:
-        body = await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(upstream, exc) from None
-    finally:
-        resp.release()
+    body = await _read(resp, upstream)
     account.first_byte()
     if resp.status >= 400:
         answer = error_answer(resp.status, body, key, headers)
@@ -264,6 +252,16 @@ async def _answer(
         return answer
     account.close_body(resp.status, body)
     return Response(content=body, status_code=resp.status, headers=headers)
+
+
+async def _read(resp: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
+    """The whole body, the connection released; a transport failure as the gateway's error."""
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise transport_error(upstream, exc) from None
+    finally:
+        resp.release()
 
 
 def _body_for(
