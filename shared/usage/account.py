@@ -112,9 +112,14 @@ class Account:
         self._close(499, "client_disconnected", 0, 0, disconnected=True)
 
     def close_body(self, status: int, body: bytes) -> None:
-        if self._bind is not None and status == 200:
-            self.response_seen(_response_id(body))
-        usage = _usage(body) if status == 200 else {}
+        usage: dict[str, int] = {}
+        if status == 200 and self._bind is not None:  # its id binds it: read the answer once
+            answer = _object(body)
+            response_id = answer.get("id")
+            self.response_seen(response_id if isinstance(response_id, str) else "")
+            usage = _counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
+        elif status == 200:
+            usage = _usage(body)
         prompt, completion = _tokens(usage)
         self._close(
             status, "", prompt, completion, disconnected=False, reported=bool(usage), text=body
@@ -187,10 +192,7 @@ def _usage(body: bytes) -> dict[str, int]:
     found = _usage_near_end(body)
     if found is not None:
         return found
-    try:
-        usage = json.loads(body).get("usage") or {}
-    except (ValueError, AttributeError):
-        return {}
+    usage = _object(body).get("usage")
     return _counts(usage) if isinstance(usage, dict) else {}
 
 
@@ -213,12 +215,13 @@ def _usage_near_end(body: bytes) -> dict[str, int] | None:
     return _counts(value) if isinstance(value, dict) else None
 
 
-def _response_id(body: bytes) -> str:
+def _object(body: bytes) -> dict[str, Any]:
+    """The answer as a JSON object, or an empty one when it is not one."""
     try:
-        value = json.loads(body).get("id")
-    except (ValueError, AttributeError):
-        return ""
-    return value if isinstance(value, str) else ""
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _tokens(usage: dict[str, int]) -> tuple[int, int]:
