@@ -4,5 +4,7 @@ The app and its routes (app, handlers, embeddings, responses, streaming), the pa
 content, errors), its state (state, config), the `/_sim/` control API (control, faults), and
 `python -m shared.simulator` (__main__).
 
+Stored Responses API answers, with background mode and stream resumption, live in stored.
+
 Imports from shared/: nothing; it stands where Azure OpenAI would.
 """

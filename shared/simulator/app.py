@@ -39,6 +39,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     router.add_post("/openai/v1/responses", route("responses", azure=False))  # Azure v1
     router.add_post("/openai/responses", route("responses", azure=True))  # with api-version
     for prefix, azure in (("/v1", False), ("/openai/v1", False), ("/openai", True)):
+        router.add_post(prefix + "/responses/input_tokens", route("input_tokens", azure=azure))
         one = prefix + "/responses/{response_id}"
         router.add_get(one, route("stored", azure=azure))
         router.add_delete(one, route("stored", azure=azure))

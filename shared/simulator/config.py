@@ -17,6 +17,7 @@ class SimulatorConfig:
     ttft_ms: float = 0
     tokens_per_second: float = 0
     completion_tokens: int = 16
+    background_ms: float = 0  # how long a `background: true` response takes to finish
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -24,7 +25,7 @@ class SimulatorConfig:
         return data
 
 
-_FLOAT_FIELDS = ("latency_ms", "ttft_ms", "tokens_per_second")
+_FLOAT_FIELDS = ("latency_ms", "ttft_ms", "tokens_per_second", "background_ms")
 
 
 def apply_config_update(config: SimulatorConfig, update: Any) -> None:

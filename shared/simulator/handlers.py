@@ -14,15 +14,9 @@ from aiohttp import web
 
 from . import content, errors
 from .embeddings import embeddings_body
-from .responses import (
-    STORED_LIMIT,
-    ResponseReply,
-    input_items,
-    response_body,
-    responses_reply,
-    stored_answer,
-)
+from .responses import input_tokens_body, response_body, responses_reply
 from .state import REQUEST_ID, STATE, Call, SimState
+from .stored import find, starting_after, store, stored_answer
 from .streaming import close_connection, stream_reply
 from .wire import (
     AZURE_MODELS_BODY,
@@ -35,6 +29,8 @@ from .wire import (
 
 _API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$|^(preview|latest)$")
 _JSON = "application/json"
+# The Responses API's operations: api-key works on every path; the model is always in the body.
+_RESPONSES_OPERATIONS = ("responses", "stored", "input_tokens")
 
 Operation = Callable[[Call, SimState], Awaitable[web.StreamResponse]]
 
@@ -49,7 +45,7 @@ def route(operation: str, azure: bool) -> Callable[[web.Request], Awaitable[web.
             if operation == "unknown":
                 raise errors.resource_not_found(azure, request.method, request.path)
             _check_access(call, state)
-            if operation in ("chat", "embeddings", "responses"):
+            if operation in ("chat", "embeddings", "responses", "input_tokens"):
                 call.model = _resolve_model(call)
             return await _OPERATIONS[operation](call, state)
         except errors.ApiError as error:
@@ -74,6 +70,7 @@ async def _begin(request: web.Request, azure: bool, operation: str, state: SimSt
         "id": request_id,
         "time": time.time(),
         "method": request.method,
+        "operation": operation,
         "path": request.path,
         "query": dict(request.query),
         "headers": {k.lower(): v for k, v in request.headers.items()},
@@ -89,7 +86,7 @@ async def _begin(request: web.Request, azure: bool, operation: str, state: SimSt
 
 def _presented_key(call: Call) -> str | None:
     headers = call.request.headers
-    if (call.azure or call.operation in ("responses", "stored")) and "api-key" in headers:
+    if (call.azure or call.operation in _RESPONSES_OPERATIONS) and "api-key" in headers:
         return headers["api-key"]
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -111,7 +108,7 @@ def _resolve_model(call: Call) -> str:
     if not isinstance(call.body, dict):
         message = "We could not parse the JSON body of your request. Expected a JSON object."
         raise errors.bad_request(message)
-    in_path = call.azure and call.operation != "responses"  # Responses: always in the body
+    in_path = call.azure and call.operation not in _RESPONSES_OPERATIONS
     model: Any = call.request.match_info["deployment"] if in_path else call.body.get("model")
     if not isinstance(model, str) or not model:
         raise errors.bad_request("you must provide a model parameter", "model")
@@ -244,39 +241,58 @@ async def _responses(call: Call, state: SimState) -> web.StreamResponse:
     await _admit(call, state)
     if call.record["stream"]:
         call.record["status"] = 200
-        _store(state, reply, call.body)
+        store(state.responses, reply, call.model, 0)
         return await stream_reply(call, reply, state.config)
+    if reply.background:
+        # Answered at once, queued; the stored response finishes background_ms later.
+        if call.fault is not None and call.fault.reset_after_chunks is not None:
+            return _reset_response(call)
+        store(state.responses, reply, call.model, state.config.background_ms)
+        return _ok(call, dumps(reply.response("queued")).encode())
     if state.config.ttft_ms:
         await asyncio.sleep(state.config.ttft_ms / 1000)
     if call.fault is not None and call.fault.reset_after_chunks is not None:
         return _reset_response(call)
-    _store(state, reply, call.body)
+    store(state.responses, reply, call.model, 0)
     return _ok(call, response_body(reply))
 
 
-def _store(state: SimState, reply: ResponseReply, body: dict[str, Any]) -> None:
-    if body.get("store", True) is False:
-        return
-    while len(state.responses) >= STORED_LIMIT:
-        state.responses.pop(next(iter(state.responses)))
-    stored = reply.response(reply.final_status)
-    stored["background"] = bool(body.get("background"))
-    state.responses[reply.response_id] = (stored, input_items(body))
+async def _input_tokens(call: Call, state: SimState) -> web.StreamResponse:
+    body = input_tokens_body(call.body)
+    await _admit(call, state)
+    if call.fault is not None and call.fault.reset_after_chunks is not None:
+        return _reset_response(call)
+    return _ok(call, body)
 
 
 async def _stored(call: Call, state: SimState) -> web.StreamResponse:
     request = call.request
+    response_id = request.match_info["response_id"]
     action = request.match_info.get("action", "")
-    answer = stored_answer(
-        state.responses, request.match_info["response_id"], request.method, action
-    )
+    if request.method == "GET" and not action and request.query.get("stream", "").lower() == "true":
+        return await _resume(call, state, response_id)
+    answer = stored_answer(state.responses, response_id, request.method, action)
     return _ok(call, dumps(answer).encode())
+
+
+async def _resume(call: Call, state: SimState, response_id: str) -> web.StreamResponse:
+    """``GET .../responses/{id}?stream=true&starting_after=N``: the events after N, replayed."""
+    after = starting_after(call.request.query.get("starting_after"))
+    entry = find(state.responses, response_id)
+    call.record["stream"] = True
+    call.model = entry.model  # so that latency and faults apply as to its create call
+    await _admit(call, state)
+    call.record["status"] = 200
+    return await stream_reply(
+        call, entry.reply, state.config, starting_after=after, settle=entry.settle
+    )
 
 
 _OPERATIONS: dict[str, Operation] = {
     "chat": _chat,
     "responses": _responses,
     "stored": _stored,
+    "input_tokens": _input_tokens,
     "embeddings": _embeddings,
     "models": _models,
 }

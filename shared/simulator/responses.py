@@ -1,5 +1,6 @@
 """The Responses API's create call: its answer as one JSON object, or as its stream of events
-(`event:` and `data:` lines with a `sequence_number`, usage only in the terminal event)."""
+(`event:` and `data:` lines with a `sequence_number`, usage only in the terminal event); and the
+input token count of a create call's body (`POST /responses/input_tokens`)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ class ResponseReply:
     def text(self) -> str:
         return " ".join(self.text_pieces)
 
-    def usage(self) -> dict[str, Any]:
-        output = len(self.text_pieces)
+    @property
+    def background(self) -> bool:
+        return self.body.get("background") is True
+
+    def usage(self, cancelled: bool = False) -> dict[str, Any]:
+        """The usage block; a cancelled background response has spent only its input."""
+        output = 0 if cancelled else len(self.text_pieces)
         return {
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": 0},
@@ -54,6 +60,7 @@ class ResponseReply:
 
     def response(self, status: str) -> dict[str, Any]:
         done = status in ("completed", "incomplete")
+        spent = done or status == "cancelled"
         body = self.body
         return {
             "id": self.response_id,
@@ -71,13 +78,14 @@ class ResponseReply:
             "parallel_tool_calls": True,
             "previous_response_id": body.get("previous_response_id"),
             "store": body.get("store", True),
+            "background": self.background,
             "temperature": body.get("temperature", 1.0),
             "text": {"format": {"type": "text"}},
             "tool_choice": "auto",
             "tools": [],
             "top_p": body.get("top_p", 1.0),
             "truncation": "disabled",
-            "usage": self.usage() if done else None,
+            "usage": self.usage(cancelled=not done) if spent else None,
             "metadata": body.get("metadata") or {},
         }
 
@@ -88,29 +96,50 @@ class ResponseReply:
 
 def responses_reply(body: Any, model: str, azure: bool, natural_length: int) -> ResponseReply:
     """The answer to a create call, or ApiError for a body the API refuses."""
-    if not isinstance(body, dict):
-        raise errors.bad_request("We could not parse the JSON body of your request.")
-    messages = _messages(body.get("input"))
-    instructions = body.get("instructions")
-    if instructions is not None and not isinstance(instructions, str):
-        raise errors.bad_request("'instructions' must be a string", "instructions")
+    messages, input_tokens = _prompt(body)
+    _check_background(body)
     limit = body.get("max_output_tokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise errors.bad_request(
             "'max_output_tokens' must be a positive integer", "max_output_tokens"
         )
     length = natural_length if limit is None else min(natural_length, limit)
-    prompt = messages + ([{"role": "system", "content": instructions}] if instructions else [])
     return ResponseReply(
         response_id="resp_" + uuid.uuid4().hex,
         message_id="msg_" + uuid.uuid4().hex,
         created=int(time.time()),
         model=content.response_model(model, azure),
         text_pieces=content.reply_pieces(content.last_user_text(messages), length),
-        input_tokens=content.prompt_tokens(prompt),
+        input_tokens=input_tokens,
         incomplete=length < natural_length,
         body=body,
     )
+
+
+def input_tokens_body(body: Any) -> bytes:
+    """The answer to ``POST /responses/input_tokens``: the create call's ``usage.input_tokens``."""
+    _, count = _prompt(body)
+    return dumps({"object": "response.input_tokens", "input_tokens": count}).encode()
+
+
+def _prompt(body: Any) -> tuple[list[dict[str, Any]], int]:
+    """The request's input as messages, and its input tokens (the instructions included)."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("We could not parse the JSON body of your request.")
+    messages = _messages(body.get("input"))
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise errors.bad_request("'instructions' must be a string", "instructions")
+    prompt = messages + ([{"role": "system", "content": instructions}] if instructions else [])
+    return messages, content.prompt_tokens(prompt)
+
+
+def _check_background(body: dict[str, Any]) -> None:
+    background = body.get("background")
+    if background is not None and not isinstance(background, bool):
+        raise errors.bad_request("'background' must be a boolean", "background")
+    if background and body.get("store", True) is False:
+        raise errors.bad_request("Background mode requires 'store' to be true.", "background")
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
@@ -171,6 +200,14 @@ class EventEncoder:
             logprobs=[],
         )
 
+    def cancelled(self) -> list[bytes]:
+        """What a stream of a response cancelled before it finished shows: its first events."""
+        reply = self._reply
+        return [
+            self._frame("response.created", response=reply.response("in_progress")),
+            self._frame("response.in_progress", response=reply.response("in_progress")),
+        ]
+
     def closing(self) -> list[bytes]:
         reply = self._reply
         where = {"item_id": reply.message_id, "output_index": 0, "content_index": 0}
@@ -182,67 +219,3 @@ class EventEncoder:
                 f"response.{reply.final_status}", response=reply.response(reply.final_status)
             ),
         ]
-
-
-STORED_LIMIT = 10_000
-
-
-def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request's input as the API lists it back: message items with ids."""
-    value = body.get("input")
-    items = [{"role": "user", "content": value}] if isinstance(value, str) else value
-    listed = []
-    for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict):
-            text = content.message_text(item)
-            listed.append(
-                {
-                    "id": "msg_" + uuid.uuid4().hex,
-                    "type": "message",
-                    "role": item.get("role", "user"),
-                    "status": "completed",
-                    "content": [{"type": "input_text", "text": text}],
-                }
-            )
-    return listed
-
-
-def stored_answer(
-    stored: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]],
-    response_id: str,
-    method: str,
-    action: str,
-) -> dict[str, Any]:
-    """GET (retrieve), DELETE, POST .../cancel or GET .../input_items on a stored response."""
-    if response_id not in stored:
-        raise errors.ApiError(
-            404,
-            {
-                "error": {
-                    "message": f"Response with id '{response_id}' not found.",
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": None,
-                }
-            },
-        )
-    response, items = stored[response_id]
-    if action == "input_items":
-        first, last = (items[0]["id"], items[-1]["id"]) if items else (None, None)
-        return {
-            "object": "list",
-            "data": items,
-            "first_id": first,
-            "last_id": last,
-            "has_more": False,
-        }
-    if method == "DELETE":
-        del stored[response_id]
-        return {"id": response_id, "object": "response.deleted", "deleted": True}
-    if action == "cancel":
-        if not response.get("background"):
-            raise errors.bad_request(
-                "Only responses created with background=true can be cancelled."
-            )
-        response["status"] = "cancelled"
-    return response

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .config import SimulatorConfig
 from .faults import Fault, FaultQueue, RequestLog
+from .stored import StoredResponse
 
 
 @dataclass
@@ -16,8 +17,8 @@ class SimState:
     config: SimulatorConfig
     faults: FaultQueue = field(default_factory=FaultQueue)
     log: RequestLog = field(default_factory=RequestLog)
-    # Stored Responses API answers by id: (the response, its input items). Bounded.
-    responses: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+    # Stored Responses API answers by id, oldest first. Bounded (stored.STORED_LIMIT).
+    responses: dict[str, StoredResponse] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -26,7 +27,8 @@ class Call:
 
     request: web.Request
     azure: bool
-    operation: str  # "chat" | "embeddings" | "responses" | "stored" | "models" | "unknown"
+    # "chat" | "embeddings" | "responses" | "stored" | "input_tokens" | "models" | "unknown"
+    operation: str
     record: dict[str, Any]
     body: Any = None
     model: str | None = None

@@ -4,6 +4,7 @@ and disconnect detection."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -67,14 +68,27 @@ def close_connection(call: Call) -> None:
 
 
 async def stream_reply(
-    call: Call, reply: ChatReply | ResponseReply, config: SimulatorConfig
+    call: Call,
+    reply: ChatReply | ResponseReply,
+    config: SimulatorConfig,
+    *,
+    starting_after: int = -1,
+    settle: Callable[[], Awaitable[bool]] | None = None,
 ) -> web.StreamResponse:
+    """Stream ``reply``. A resumed Responses API stream sends the events numbered after
+    ``starting_after`` once ``settle`` says its response is done; if ``settle`` says it was
+    cancelled instead, it ends after the first two (created, in_progress)."""
     response = web.StreamResponse(headers=_SSE_HEADERS)
     emitter = _Emitter(response, call)
     try:
+        # The headers go at once; a background response's events only once it is done.
         await response.prepare(call.request)
-        if isinstance(reply, ResponseReply):
-            await _emit_events(emitter, reply, config)
+        finished = await settle() if settle is not None else True
+        if isinstance(reply, ResponseReply) and not finished:
+            for frame in EventEncoder(reply).cancelled()[starting_after + 1 :]:
+                await emitter.send(frame)
+        elif isinstance(reply, ResponseReply):
+            await _emit_events(emitter, reply, config, starting_after)
         else:
             await _emit(emitter, reply, config)
         await response.write_eof()
@@ -106,15 +120,24 @@ async def _emit(emitter: _Emitter, reply: ChatReply, config: SimulatorConfig) ->
     await emitter.send(DONE_FRAME)
 
 
-async def _emit_events(emitter: _Emitter, reply: ResponseReply, config: SimulatorConfig) -> None:
+async def _emit_events(
+    emitter: _Emitter, reply: ResponseReply, config: SimulatorConfig, starting_after: int
+) -> None:
+    """The events numbered after ``starting_after``, paced as the create call paces them: the
+    time to first token only if no token was sent before, then tokens_per_second."""
     encoder = EventEncoder(reply)
-    for frame in encoder.opening():
+    opening = encoder.opening()
+    deltas = [encoder.delta(p if k == 0 else " " + p) for k, p in enumerate(reply.text_pieces)]
+    closing = encoder.closing()
+    skip = starting_after + 1  # events are numbered from 0, in this order
+    for frame in opening[skip:]:
         await emitter.send(frame)
-    if config.ttft_ms:
+    skip -= len(opening)
+    if skip <= 0 and config.ttft_ms:
         await asyncio.sleep(config.ttft_ms / 1000)
     pacer = _Pacer(config.tokens_per_second)
-    for k, piece in enumerate(reply.text_pieces):
+    for k, frame in enumerate(deltas[max(skip, 0) :]):
         await pacer.wait(k)
-        await emitter.send(encoder.delta(piece if k == 0 else " " + piece))
-    for frame in encoder.closing():
+        await emitter.send(frame)
+    for frame in closing[max(skip - len(deltas), 0) :]:
         await emitter.send(frame)
