@@ -7,16 +7,18 @@ with gateway keys, which shared/ checks on every route but /healthz. The latency
 runs on a timer (TOLLGATE_PROBE_SCHEDULE, NCRONTAB).
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from shared import routes
-from shared.http import handlers
+from shared.http import handlers, responses_api
 from shared.probe import run as probe
 from shared.settings import ProbeSettings
+
+Handler = Callable[[Request, routes.Route], Awaitable[Response]]
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -106,16 +108,25 @@ async def azure_responses(req: Request) -> Response:
     return await handlers.completions(req, routes.AZURE_RESPONSES)
 
 
-def _stored_response(route: routes.Route) -> Callable[[Request], Any]:
+@http_function(routes.AZURE_DEPLOYMENT_RESPONSES)
+async def azure_deployment_responses(req: Request) -> Response:
+    return await handlers.completions(req, routes.AZURE_DEPLOYMENT_RESPONSES)
+
+
+def _bound(handler: Handler, route: routes.Route) -> Callable[[Request], Any]:
+    """A function for one of a family of routes sharing a handler, named for its route."""
+
     async def function(req: Request) -> Response:
-        return await handlers.stored_response(req, route)
+        return await handler(req, route)
 
     function.__name__ = route.name
     return function
 
 
 for _route in routes.STORED_RESPONSES:  # retrieve, delete, cancel, input items: 9 functions
-    http_function(_route)(_stored_response(_route))
+    http_function(_route)(_bound(responses_api.stored_response, _route))
+for _route in routes.INPUT_TOKENS:  # OpenAI, Azure v1 and Azure preview paths
+    http_function(_route)(_bound(responses_api.input_tokens, _route))
 
 
 @http_function(routes.HEALTH)

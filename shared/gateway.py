@@ -8,6 +8,7 @@ so configuration is parsed once and never per request.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,7 @@ from shared.upstream.health import HealthStore, MemoryHealthStore
 from shared.upstream.owners import MemoryOwners, RedisOwners, ResponseOwners
 from shared.upstream.relay import Dispatcher, FailoverPolicy
 from shared.usage.account import Account
+from shared.usage.background import BackgroundMeter, Lookup, MemoryPending, RedisPending
 from shared.usage.content import content_sink
 from shared.usage.sink import UsageSink
 from shared.usage.telemetry import configure_telemetry
@@ -60,6 +62,7 @@ class Gateway:
     proxies: TrustedProxies
     entra: EntraValidator | None
     owners: ResponseOwners
+    background: BackgroundMeter
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -86,17 +89,21 @@ class Gateway:
         writer = record_writer(
             settings.usage_records, settings.storage_connection_string, settings.azure_client_id
         )
+        config = load_config(settings)
+        limiter = build_limiter(settings, redis_auth.get("credential_provider"))
+        dispatcher = Dispatcher(client, secrets, build_balancer(settings, redis), policy)
+        usage = UsageSink(writer, settings.usage_flush_seconds)
         return cls(
             settings=settings,
-            config=load_config(settings),
+            config=config,
             registry=RegistryCache(
                 store_from_settings(settings), settings.registry_refresh_seconds
             ),
             secrets=secrets,
             client=client,
-            limiter=build_limiter(settings, redis_auth.get("credential_provider")),
-            dispatcher=Dispatcher(client, secrets, build_balancer(settings, redis), policy),
-            usage=UsageSink(writer, settings.usage_flush_seconds),
+            limiter=limiter,
+            dispatcher=dispatcher,
+            usage=usage,
             content=content_sink(
                 settings.content_log,
                 settings.storage_connection_string,
@@ -107,17 +114,39 @@ class Gateway:
             proxies=TrustedProxies(settings.trusted_proxies, "TOLLGATE_TRUSTED_PROXIES"),
             entra=build_entra(settings),
             owners=RedisOwners(redis) if redis is not None else MemoryOwners(),
+            background=BackgroundMeter(
+                RedisPending(redis) if redis is not None else MemoryPending(),
+                usage,
+                config.cost,
+                limiter.settle_held,
+                background_lookup(config, dispatcher),
+                settings.background_watch_seconds,
+            ),
         )
 
     async def aclose(self) -> None:
         if self.entra is not None:
             await self.entra.aclose()
+        await self.background.aclose()  # its last records go to the usage sink
         await self.usage.aclose()
         await self.content.aclose()
         await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()
         await self.registry.aclose()
+
+
+def background_lookup(config: GatewayConfig, dispatcher: Dispatcher) -> Lookup:
+    """How the background meter looks at a response on the deployment that holds it."""
+
+    async def lookup(deployment: str, response_id: str) -> dict[str, Any] | None:
+        upstream = config.upstreams.get(deployment)
+        if upstream is None:
+            return {}
+        url = upstream.stored_response_url(response_id, "")
+        return await dispatcher.peek(upstream, url, "tollgate-watch-" + os.urandom(8).hex())
+
+    return lookup
 
 
 def redis_from(settings: Settings, auth: dict[str, Any]) -> Redis | None:

@@ -26,6 +26,7 @@ class Operation(StrEnum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     RESPONSES = "responses"
+    INPUT_TOKENS = "input_tokens"  # a Responses API input counted, by the model's deployments
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ AZURE_V1_RESPONSES = Route(
 )
 # The AzureOpenAI SDK's route (with api-version): the deployment is the body's `model`.
 AZURE_RESPONSES = Route("azure_responses", "openai/responses", POST, Style.OPENAI, RESPONSES)
+# Some clients put the deployment in the path, as for chat: accepted, the path names the model.
+AZURE_DEPLOYMENT_RESPONSES = Route(
+    "azure_deployment_responses",
+    "openai/deployments/{deployment}/responses",
+    POST,
+    Style.AZURE,
+    RESPONSES,
+)
 # Stored responses, in the three client styles: retrieve and delete, cancel, input items.
 STORED_RESPONSES = tuple(
     Route(f"{name}_{kind}", f"{prefix}/responses/{{response_id}}{suffix}", methods, style)
@@ -89,6 +98,21 @@ STORED_RESPONSES = tuple(
         ("response", "", ("GET", "DELETE")),
         ("response_cancel", "/cancel", POST),
         ("response_input_items", "/input_items", GET),
+    )
+)
+# Counting a Responses API input (`responses.input_tokens.count`); the model is in the body.
+INPUT_TOKENS = tuple(
+    Route(
+        f"{name}_input_tokens",
+        f"{prefix}/responses/input_tokens",
+        POST,
+        style,
+        Operation.INPUT_TOKENS,
+    )
+    for name, prefix, style in (
+        ("openai", "v1", Style.OPENAI),
+        ("azure_v1", "openai/v1", Style.OPENAI),
+        ("azure", "openai", Style.AZURE),
     )
 )
 HEALTH = Route("healthz", "healthz", GET)
@@ -110,6 +134,8 @@ ROUTES: tuple[Route, ...] = (
     OPENAI_RESPONSES,
     AZURE_V1_RESPONSES,
     AZURE_RESPONSES,
+    AZURE_DEPLOYMENT_RESPONSES,
+    *INPUT_TOKENS,
     *STORED_RESPONSES,
     HEALTH,
     FALLBACK,

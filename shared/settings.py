@@ -62,6 +62,7 @@ class Settings:
     trusted_proxies: str
     appinsights_connection_string: str | None
     usage_flush_seconds: float
+    background_watch_seconds: float = 6 * 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +116,7 @@ class Settings:
             trusted_proxies=e.get("TOLLGATE_TRUSTED_PROXIES", "").strip(),
             usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
             appinsights_connection_string=_opt(e, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            background_watch_seconds=_float(e, "TOLLGATE_BACKGROUND_WATCH_SECONDS", 6 * 3600.0),
         )
 
 

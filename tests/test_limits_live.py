@@ -4,90 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import redis
 
-from tests.conftest import SIM_KEY, new_system
-from tests.support.processes import Service, start_gateway, start_simulator
+from tests.conftest import SIM_KEY
+from tests.support.cluster import Cluster, cluster_of, day_used, post, spread, tpm_used
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CHAT: dict[str, Any] = {
     "messages": [{"role": "user", "content": "count my tokens"}],
     "max_tokens": 16,
 }
 
 
-@dataclass
-class Cluster:
-    gateways: list[Service]
-    simulator: Service
-    env: dict[str, str]
-
-    def system(self, **limits: int) -> tuple[str, str]:
-        """A fresh system with these limits and a key, once every gateway knows it."""
-        system = f"lim-{uuid.uuid4().hex[:8]}"
-        key = new_system(self.env, system, limits=limits)
-        for gateway in self.gateways:
-            _wait_until_known(gateway.url, key)
-        return system, key
-
-
-def _wait_until_known(url: str, key: str) -> None:
-    import requests
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if requests.get(f"{url}/v1/models", headers={"api-key": key}, timeout=5).status_code == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError("the gateways never saw the new system")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    redis.Redis.from_url(REDIS_URL).ping()  # no Redis is a failure here, never a skip
-    work = tmp_path_factory.mktemp("limits")
-    simulator = start_simulator(SIM_KEY, work / "simulator.log")
-    env = {
-        "TOLLGATE_REGISTRY": str(work / "systems.json"),
-        "TOLLGATE_SIMULATOR_URL": simulator.url,
-        "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
-        "TOLLGATE_REGISTRY_REFRESH_SECONDS": "0.3",
-        "TOLLGATE_REDIS_URL": REDIS_URL,
-    }
-    gateways = [start_gateway(env, Path(work / f"gateway{i}.log")) for i in range(3)]
-    try:
-        yield Cluster(gateways, simulator, env)
-    finally:
-        for gateway in gateways:
-            gateway.stop()
-        simulator.stop()
-
-
-async def _post(
-    session: aiohttp.ClientSession, url: str, key: str, path: str, body: dict[str, Any]
-) -> tuple[int, Any, bytes]:
-    async with session.post(f"{url}{path}", headers={"api-key": key}, json=body) as resp:
-        return resp.status, resp.headers.copy(), await resp.read()  # case-insensitive
-
-
-async def _spread(cluster: Cluster, key: str, n: int, path: str, body: dict[str, Any]) -> list[Any]:
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as s:
-        calls = [_post(s, cluster.gateways[i % 3].url, key, path, body) for i in range(n)]
-        return list(await asyncio.gather(*calls))
+    with cluster_of(tmp_path_factory.mktemp("limits"), 3) as running:
+        yield running
 
 
 async def test_sixty_a_minute_across_three_instances(cluster: Cluster) -> None:
     _, key = cluster.system(rpm=60)
-    results = await _spread(cluster, key, 200, "/gateway/chat/completions/gpt-4o", CHAT)
+    results = await spread(cluster, key, 200, "/gateway/chat/completions/gpt-4o", CHAT)
     statuses = [status for status, _, _ in results]
     assert statuses.count(200) == 60 and statuses.count(429) == 140
     for status, headers, body in results:
@@ -99,16 +39,9 @@ async def test_sixty_a_minute_across_three_instances(cluster: Cluster) -> None:
     assert sorted(int(h["x-ratelimit-remaining-requests"]) for h in ok_headers) == list(range(60))
 
 
-def _day_used(system: str) -> int:
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"tg:{{{system}}}:s:day:*"))
-    assert len(keys) == 1
-    return int(client.get(keys[0]) or 0)
-
-
 async def _settled(system: str, expected: int) -> int:
     deadline = time.monotonic() + 5  # settlement runs just after each response
-    while (used := _day_used(system)) != expected and time.monotonic() < deadline:
+    while (used := day_used(system)) != expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return used
 
@@ -116,7 +49,7 @@ async def _settled(system: str, expected: int) -> int:
 async def _usage_of_one_request(cluster: Cluster) -> int:
     """What the simulator reports for CHAT (it is deterministic)."""
     async with aiohttp.ClientSession() as session:
-        status, _, body = await _post(
+        status, _, body = await post(
             session,
             cluster.simulator.url,
             SIM_KEY,
@@ -136,7 +69,7 @@ async def test_daily_quota_holds_and_settles_to_the_upstreams_usage(cluster: Clu
     plain = ("/gateway/chat/completions/gpt-4o", CHAT)
     streamed = ("/v1/chat/completions", {**CHAT, "model": "gpt-4o", "stream": True})
     results = await asyncio.gather(
-        _spread(cluster, key, 12, *plain), _spread(cluster, key, 12, *streamed)
+        spread(cluster, key, 12, *plain), spread(cluster, key, 12, *streamed)
     )
     flat = results[0] + results[1]
     admitted = sum(status == 200 for status, _, _ in flat)
@@ -153,7 +86,7 @@ async def test_daily_quota_holds_and_settles_to_the_upstreams_usage(cluster: Clu
 async def test_streamed_usage_the_client_asked_for_is_kept(cluster: Cluster) -> None:
     _, key = cluster.system(tpm=100_000)
     body = {**CHAT, "model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}}
-    ((status, headers, raw),) = await _spread(cluster, key, 1, "/v1/chat/completions", body)
+    ((status, headers, raw),) = await spread(cluster, key, 1, "/v1/chat/completions", body)
     assert status == 200 and raw.count(b'"usage":{') == 1
     assert int(headers["x-ratelimit-remaining-tokens"]) < 100_000
 
@@ -167,7 +100,7 @@ async def test_limits_apply_on_every_route(cluster: Cluster) -> None:
         ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "hi"}),
         ("/gateway/embeddings/text-embedding-3-small", {"input": "hi"}),
     ]
-    statuses = [(await _spread(cluster, key, 1, path, body))[0][0] for path, body in routes]
+    statuses = [(await spread(cluster, key, 1, path, body))[0][0] for path, body in routes]
     assert statuses == [200, 200, 200, 200, 429]
 
 
@@ -178,7 +111,7 @@ async def test_concurrency_cap(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as s:
         await s.post(f"{cluster_sim}/_sim/config", json={"latency_ms": 800})
     try:
-        results = await _spread(cluster, key, 8, "/gateway/chat/completions/gpt-4o", slow)
+        results = await spread(cluster, key, 8, "/gateway/chat/completions/gpt-4o", slow)
     finally:
         async with aiohttp.ClientSession() as s:
             await s.post(f"{cluster_sim}/_sim/config", json={"latency_ms": 0})
@@ -186,7 +119,7 @@ async def test_concurrency_cap(cluster: Cluster) -> None:
     assert statuses == [200] * 3 + [429] * 5
     assert all(b"concurrency_limit_exceeded" in b for st, _, b in results if st == 429)
     # The leases were returned: three more fit now.
-    again = await _spread(cluster, key, 3, "/gateway/chat/completions/gpt-4o", CHAT)
+    again = await spread(cluster, key, 3, "/gateway/chat/completions/gpt-4o", CHAT)
     assert [status for status, _, _ in again] == [200] * 3
 
 
@@ -204,13 +137,9 @@ async def test_disconnect_mid_stream_settles_what_was_delivered(cluster: Cluster
         finally:
             await s.post(f"{cluster.simulator.url}/_sim/config", json={"tokens_per_second": 0})
     deadline = time.monotonic() + 5
-    while (used := _day_used(system)) > 400 and time.monotonic() < deadline:
+    while (used := day_used(system)) > 400 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # reserved: prompt + 500; settled: prompt + delivered
     assert 0 < used < per_request + 10
-
-
-def _tpm_used(system: str) -> int:
-    return int(redis.Redis.from_url(REDIS_URL).get(f"tg:{{{system}}}:s:tpm:sum") or 0)
 
 
 async def test_tokens_per_minute_hold_and_settle_exactly(cluster: Cluster) -> None:
@@ -219,8 +148,8 @@ async def test_tokens_per_minute_hold_and_settle_exactly(cluster: Cluster) -> No
     system, key = cluster.system(tpm=limit)
     streamed = {**CHAT, "model": "gpt-4o", "stream": True}
     results = await asyncio.gather(
-        _spread(cluster, key, 10, "/gateway/chat/completions/gpt-4o", CHAT),
-        _spread(cluster, key, 10, "/v1/chat/completions", streamed),
+        spread(cluster, key, 10, "/gateway/chat/completions/gpt-4o", CHAT),
+        spread(cluster, key, 10, "/v1/chat/completions", streamed),
     )
     flat = results[0] + results[1]
     admitted = sum(status == 200 for status, _, _ in flat)
@@ -228,6 +157,6 @@ async def test_tokens_per_minute_hold_and_settle_exactly(cluster: Cluster) -> No
     refusals = [(h, b) for s, h, b in flat if s == 429]
     assert all(b'"type": "tokens"' in b and 1 <= int(h["retry-after"]) <= 60 for h, b in refusals)
     deadline = time.monotonic() + 5
-    while _tpm_used(system) != admitted * per_request and time.monotonic() < deadline:
+    while tpm_used(system) != admitted * per_request and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert _tpm_used(system) == admitted * per_request <= limit
+    assert tpm_used(system) == admitted * per_request <= limit

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,12 @@ import openai
 import pytest
 import requests
 from openai import AsyncOpenAI, AzureOpenAI, OpenAI
-from openai.types.responses import ResponseCompletedEvent, ResponseTextDeltaEvent
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseErrorEvent,
+    ResponseInputItemParam,
+    ResponseTextDeltaEvent,
+)
 
 from tests.conftest import SIM_KEY, Live, new_system
 from tests.support.processes import tollgate
@@ -228,21 +234,28 @@ def test_follow_ups_go_to_the_deployment_that_holds_the_response(
         holder = first.headers["x-tollgate-upstream"]
         first_id = first.parse().id
         live.sim("DELETE", "requests")
-        for _ in range(30):
+        for _ in range(100):
             sdk.responses.create(model="pooled", input="again", previous_response_id=first_id)
-        targets = {seen["body"]["model"] for seen in live.sim_requests()}
-        assert targets == {deployments[holder]}  # 1:1 weights would have split them
-        live.sim("POST", "faults", {"status": 500, "count": 10, "deployment": deployments[holder]})
+        seen = live.sim_requests()
+        assert len(seen) == 100
+        assert {s["body"]["model"] for s in seen} == {deployments[holder]}  # 1:1 would split
+        live.sim("POST", "faults", {"status": 500, "count": 20, "deployment": deployments[holder]})
         live.sim("DELETE", "requests")
-        failed = requests.post(
-            f"{rig.gateway.url}/v1/responses",
-            headers={"Authorization": f"Bearer {rig.key}"},
-            json={"model": "pooled", "input": "down", "previous_response_id": first_id},
-            timeout=30,
-        )
+        failed = [
+            requests.post(
+                f"{rig.gateway.url}/v1/responses",
+                headers={"Authorization": f"Bearer {rig.key}"},
+                json={"model": "pooled", "input": "down", "previous_response_id": first_id},
+                timeout=30,
+            )
+            for _ in range(7)  # the holder fails 5 times: its breaker opens
+        ]
         live.sim("DELETE", "faults")
-        assert failed.status_code >= 500
-        assert {seen["body"]["model"] for seen in live.sim_requests()} == {deployments[holder]}
+        assert [answer.status_code for answer in failed] == [500] * 5 + [503] * 2
+        error = failed[-1].json()["error"]
+        assert error["code"] == "previous_response_unavailable" and first_id in error["message"]
+        assert int(failed[-1].headers["retry-after"]) >= 1
+        assert {s["body"]["model"] for s in live.sim_requests()} == {deployments[holder]}
 
 
 @pytest.mark.parametrize("kind", ["openai", "azure", "azure-v1"])
@@ -298,3 +311,146 @@ def _wait_until_known(live: Live, headers: dict[str, str]) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the new key was never accepted")
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure", "azure-v1"])
+def test_a_stream_resumes_after_a_sequence_number(live: Live, kind: str) -> None:
+    sdk = client(live.url, live.seed_key, kind)
+    events = list(sdk.responses.create(model="gpt-4o", input="resume me", stream=True))
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    live.sim("DELETE", "requests")
+    resumed = list(sdk.responses.retrieve(final.response.id, stream=True, starting_after=3))
+    assert [e.sequence_number for e in resumed] == [e.sequence_number for e in events[4:]]
+    assert [e.type for e in resumed] == [e.type for e in events[4:]]
+    (seen,) = live.sim_requests()
+    assert seen["query"]["stream"] == "true" and seen["query"]["starting_after"] == "3"
+
+
+def test_a_resumed_stream_is_answered_only_for_its_owner(live: Live) -> None:
+    mine = client(live.url, live.seed_key, "openai").responses.create(model="gpt-4o", input="x")
+    other = new_system(live.env, "other-resumer")
+    headers = {"Authorization": f"Bearer {other}"}
+    _wait_until_known(live, headers)
+    live.sim("DELETE", "requests")
+    url = f"{live.url}/v1/responses/{mine.id}?stream=true&starting_after=0"
+    answer = requests.get(url, headers=headers, timeout=30)
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "response_not_found"
+    bad = requests.get(
+        f"{live.url}/v1/responses/{mine.id}?stream=true&starting_after=x",
+        headers={"Authorization": f"Bearer {live.seed_key}"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "starting_after"
+    assert live.sim_requests() == []
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure", "azure-v1"])
+def test_input_tokens_are_counted_by_the_models_deployment(live: Live, kind: str) -> None:
+    sdk = client(live.url, live.seed_key, kind)
+    prompt: dict[str, Any] = {"input": "How many tokens is this?", "instructions": "Be brief."}
+    live.sim("DELETE", "requests")
+    counted = sdk.responses.input_tokens.count(model="gpt-4o", **prompt)
+    (seen,) = live.sim_requests()
+    assert seen["path"].endswith("/responses/input_tokens") and seen["body"]["model"] == "gpt-4o"
+    created = sdk.responses.create(model="gpt-4o", **prompt)
+    assert created.usage is not None and counted.input_tokens == created.usage.input_tokens
+
+
+def test_input_tokens_checks_model_and_chain(live: Live) -> None:
+    url = f"{live.url}/v1/responses/input_tokens"
+    headers = {"Authorization": f"Bearer {live.seed_key}"}
+    live.sim("DELETE", "requests")
+    for body, status, code in (
+        ({"input": "x"}, 400, "missing_model"),  # the gateway routes by model
+        ({"model": "no-such-model", "input": "x"}, 404, "model_not_found"),
+        (
+            {"model": "gpt-4o", "input": "x", "previous_response_id": "resp_" + "0" * 32},
+            404,
+            "previous_response_not_found",
+        ),
+    ):
+        answer = requests.post(url, headers=headers, json=body, timeout=30)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), body
+    assert live.sim_requests() == []
+
+
+def test_the_first_event_reaches_the_client_before_the_upstream_sends_its_last(
+    live: Live,
+) -> None:
+    """A buffering gateway would let the simulator finish before the client saw an event, and
+    the client's hang-up could not reach it; it does, so events are relayed as they come."""
+    live.sim("POST", "config", {"tokens_per_second": 10, "completion_tokens": 16})
+    live.sim("DELETE", "requests")
+    try:
+        with requests.post(
+            f"{live.url}/v1/responses",
+            headers={"Authorization": f"Bearer {live.seed_key}"},
+            json={"model": "gpt-4o", "input": "slowly", "stream": True},
+            stream=True,
+            timeout=30,
+        ) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            first = next(answer.iter_lines())
+            assert first == b"event: response.created"
+        deadline = time.monotonic() + 5
+        while not (seen := live.sim_requests())[-1]["client_disconnected"]:
+            assert time.monotonic() < deadline, "the hang-up never reached the upstream"
+            time.sleep(0.05)
+    finally:
+        live.sim("POST", "config", {"tokens_per_second": 0})
+    assert seen[-1]["path"] == "/openai/v1/responses"
+
+
+def test_a_canary_prompt_is_in_no_log_line_or_usage_record(tmp_path: Path) -> None:
+    canary = "CANARY-" + uuid.uuid4().hex
+    with gateway_rig(tmp_path, {"TOLLGATE_LOG_LEVEL": "DEBUG"}) as rig:
+        sdk = client(rig.gateway.url, rig.key, "openai")
+        reply = sdk.responses.create(model="gpt-4o", input=canary, instructions=canary)
+        streamed: list[ResponseInputItemParam] = [{"role": "user", "content": canary}]
+        list(sdk.responses.create(model="gpt-4o", input=streamed, stream=True))
+        sdk.responses.input_tokens.count(model="gpt-4o", input=canary)
+        with pytest.raises(openai.NotFoundError):
+            sdk.responses.create(model="no-such-model", input=canary)
+        with pytest.raises(openai.BadRequestError):
+            sdk.responses.create(model="gpt-4o", input=canary, max_output_tokens=-1)
+        assert canary in reply.output_text  # it did reach the model
+        deadline = time.monotonic() + 10
+        while len(rig.records()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        records = rig.records()
+        logs = rig.gateway.log_text()
+    assert len(records) == 5 and {r["system"] for r in records} == {"app"}
+    assert canary not in logs and canary not in json.dumps(records)
+
+
+def test_a_stream_the_upstream_breaks_ends_with_an_error_event(live: Live) -> None:
+    live.sim("POST", "config", {"tokens_per_second": 50, "completion_tokens": 16})
+    live.sim("POST", "faults", {"reset_after_chunks": 6, "count": 1})
+    try:
+        stream = client(live.url, live.seed_key, "openai").responses.create(
+            model="gpt-4o", input="break me", stream=True
+        )
+        events = list(stream)
+    finally:
+        live.sim("POST", "config", {"tokens_per_second": 0})
+        live.sim("DELETE", "faults")
+    last = events[-1]
+    assert isinstance(last, ResponseErrorEvent) and last.code == "stream_interrupted"
+    numbers = [event.sequence_number for event in events]
+    assert numbers == list(range(len(events)))  # the error numbered after what was relayed
+    assert not any(isinstance(event, ResponseCompletedEvent) for event in events)
+
+
+def test_the_deployment_scoped_azure_route(live: Live) -> None:
+    live.sim("DELETE", "requests")
+    answer = requests.post(
+        f"{live.url}/openai/deployments/gpt-4o/responses?api-version={PREVIEW}",
+        headers={"api-key": live.seed_key},
+        json={"input": "deployment in the path"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert "deployment in the path" in answer.json()["output"][0]["content"][0]["text"]
+    (seen,) = live.sim_requests()
+    assert seen["path"] == "/openai/v1/responses" and seen["body"]["model"] == "gpt-4o"

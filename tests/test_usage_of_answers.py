@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.usage.account import _usage
+from shared.errors import ConfigError
+from shared.upstream.config import GatewayConfig, parse_config
+from shared.usage.account import Account, _usage
+from shared.usage.counts import Tokens, flat_counts, tokens_of
+from shared.usage.record import UsageRecord
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
 SETTINGS = settings(
@@ -27,7 +31,18 @@ def expected(body: bytes) -> dict[str, int]:
         return {}
     if not isinstance(usage, dict):
         return {}
-    return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
+    return flat(usage)
+
+
+def flat(usage: dict[str, Any]) -> dict[str, int]:
+    """Whole numbers, nested ones (the token details) under dotted names."""
+    found: dict[str, int] = {}
+    for key, value in usage.items():
+        if isinstance(value, dict):
+            found.update({f"{key}.{k}": v for k, v in flat(value).items()})
+        elif isinstance(value, int) and not isinstance(value, bool):
+            found[key] = value
+    return found
 
 
 @pytest.mark.parametrize(
@@ -82,3 +97,80 @@ def test_same_as_parsing_the_whole_answer(
 ) -> None:
     body = json.dumps({**before, "usage": usage, **after}, indent=indent).encode()
     assert _usage(body) == expected(body)
+
+
+CHAT_USAGE = {
+    "prompt_tokens": 2006,
+    "completion_tokens": 300,
+    "total_tokens": 2306,
+    "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 192, "audio_tokens": 0},
+}
+RESPONSES_USAGE = {
+    "input_tokens": 2006,
+    "input_tokens_details": {"cached_tokens": 1920},
+    "output_tokens": 300,
+    "output_tokens_details": {"reasoning_tokens": 192},
+    "total_tokens": 2306,
+}
+
+
+@pytest.mark.parametrize("usage", [CHAT_USAGE, RESPONSES_USAGE])
+def test_cached_and_reasoning_tokens_are_read_under_either_api_s_names(
+    usage: dict[str, Any],
+) -> None:
+    body = json.dumps({"id": "x", "usage": usage, "service_tier": "default"}).encode()
+    assert tokens_of(_usage(body)) == Tokens(2006, 300, 1920, 192)
+    assert tokens_of(flat_counts(usage)).total == 2306
+
+
+def price_table(price: dict[str, Any]) -> GatewayConfig:
+    return parse_config(
+        {
+            "upstreams": {
+                "u": {
+                    "type": "openai",
+                    "base_url": "https://x.test/v1",
+                    "model": "m",
+                    "key_secret": "k",
+                }
+            },
+            "models": {"m": {"upstream": "u", "price": price}},
+        }
+    )
+
+
+def test_cached_prompt_tokens_are_priced_at_the_cached_price_when_one_is_given() -> None:
+    tokens = Tokens(2006, 300, 1920, 192)
+    with_cached = price_table(
+        {"prompt_per_million": 2.0, "completion_per_million": 8.0, "cached_prompt_per_million": 0.5}
+    )
+    without = price_table({"prompt_per_million": 2.0, "completion_per_million": 8.0})
+    assert with_cached.cost("m", tokens) == pytest.approx((86 * 2.0 + 1920 * 0.5 + 300 * 8.0) / 1e6)
+    assert without.cost("m", tokens) == pytest.approx((2006 * 2.0 + 300 * 8.0) / 1e6)
+    assert with_cached.cost("unknown", tokens) == 0.0
+
+
+@pytest.mark.parametrize("bad", [-1, "0.5", True])
+def test_a_cached_price_must_be_a_number_of_at_least_zero(bad: object) -> None:
+    with pytest.raises(ConfigError, match="prices are numbers"):
+        price_table({"cached_prompt_per_million": bad})
+
+
+def test_the_usage_record_carries_cached_and_reasoning_tokens_and_their_cost() -> None:
+    records: list[UsageRecord] = []
+
+    class Sink:
+        def add(self, record: UsageRecord) -> None:
+            records.append(record)
+
+    table = price_table(
+        {"prompt_per_million": 2.0, "completion_per_million": 8.0, "cached_prompt_per_million": 0.5}
+    )
+    account = Account(Sink(), table.cost, "req_1", "openai", "responses", "127.0.0.1")
+    account.model = "m"
+    account.close_body(200, json.dumps({"id": "resp_1", "usage": RESPONSES_USAGE}).encode())
+    (record,) = records
+    assert (record.prompt_tokens, record.completion_tokens) == (2006, 300)
+    assert (record.cached_tokens, record.reasoning_tokens) == (1920, 192)
+    assert record.cost == pytest.approx((86 * 2.0 + 1920 * 0.5 + 300 * 8.0) / 1e6)

@@ -7,9 +7,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.errors import GatewayError, server_error
@@ -68,9 +69,27 @@ class Limiter:
         if reservation is None or reservation.settled:
             return
         reservation.settled = True
-        task = asyncio.get_running_loop().create_task(self._settle(reservation, actual_tokens))
+        self._spawn(self._settle(reservation, actual_tokens))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def end_lease_soon(self, reservation: Reservation) -> bool:
+        """End the reservation's concurrency lease now and leave its tokens to be settled later
+        (by `settle_held`); says whether it was reserved in the shared store."""
+        reservation.settled = True
+        self._spawn(self._settle(reservation, reservation.estimate))
+        return reservation.store is self._shared
+
+    async def settle_held(self, plan: Plan, rid: str, delta: int, shared: bool) -> None:
+        """Settle a reservation whose lease has ended, on whichever instance sees it end."""
+        store = self._shared if shared or self._local is None else self._local
+        try:
+            await store.settle(plan, rid, delta)
+        except StoreUnavailable as exc:
+            log.error("could not settle reservation %s: %s", rid, exc)
 
     async def drain(self) -> None:
         """Wait for settlements still running (at shutdown)."""

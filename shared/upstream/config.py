@@ -10,6 +10,7 @@ from typing import Any
 from shared.errors import ConfigError
 from shared.routes import Operation
 from shared.settings import Settings
+from shared.usage.counts import Tokens
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
 # Azure serves the Responses API on its v1 path (no api-version) or on its preview path.
@@ -43,6 +44,8 @@ class Upstream:
     def url(self, op: Operation) -> str:
         if op is Operation.RESPONSES:
             return self._responses_url()
+        if op is Operation.INPUT_TOKENS:
+            return self._responses_url("/input_tokens")
         if self.kind == "azure":
             return (
                 f"{self.base_url}/openai/deployments/{self.target}/{_AZURE_PATHS[op]}"
@@ -89,6 +92,8 @@ class PublicModel:
     prompt_price: float = 0.0  # per million tokens, in the price table's currency
     completion_price: float = 0.0
     serves: frozenset[Operation] = frozenset()  # the operations it answers (its kind if empty)
+    cached_price: float | None = None  # cached prompt tokens; None: at the prompt price
+    pinned_for: str = ""  # the stored response whose deployment this pool was narrowed to
 
     @property
     def upstream(self) -> Upstream:
@@ -103,12 +108,15 @@ class GatewayConfig:
     # Each model as served by each operation it serves (chat models: chat and responses).
     served: dict[tuple[str, Operation], PublicModel] = field(default_factory=dict)
 
-    def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, model: str, tokens: Tokens) -> float:
         entry = self.models.get(model)
         if entry is None:
             return 0.0
+        cached = min(tokens.cached, tokens.prompt) if entry.cached_price is not None else 0
         return (
-            prompt_tokens * entry.prompt_price + completion_tokens * entry.completion_price
+            (tokens.prompt - cached) * entry.prompt_price
+            + cached * (entry.cached_price or 0.0)
+            + tokens.completion * entry.completion_price
         ) / 1e6
 
 
@@ -210,22 +218,39 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     pool = _parse_pool(spec, upstreams, where)
     try:
         operation = Operation(spec.get("kind", "chat"))
+        if operation not in _SERVABLE:
+            raise ValueError(operation)
     except ValueError:
         raise ConfigError(f"{where}: 'kind' must be 'chat', 'responses' or 'embeddings'") from None
     serves = _serves(spec, operation, where)
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
-    price = spec.get("price") or {}
-    prompt_price, completion_price = (
-        price.get("prompt_per_million", 0),
-        price.get("completion_per_million", 0),
-    )
-    if not all(isinstance(p, int | float) and p >= 0 for p in (prompt_price, completion_price)):
-        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens)")
+    prompt_price, completion_price, cached_price = _prices(spec.get("price") or {}, where)
     return PublicModel(
-        name, operation, pool, tokenizer, float(prompt_price), float(completion_price), serves
+        name,
+        operation,
+        pool,
+        tokenizer,
+        prompt_price,
+        completion_price,
+        serves,
+        cached_price,
     )
+
+
+def _prices(price: Any, where: str) -> tuple[float, float, float | None]:
+    """(prompt, completion, cached prompt) per million tokens; cached None when not given."""
+    if not isinstance(price, dict):
+        raise ConfigError(f"{where}: 'price' must be an object")
+    values = [price.get(name, 0) for name in ("prompt_per_million", "completion_per_million")]
+    cached = price.get("cached_prompt_per_million")
+    if not all(
+        isinstance(p, int | float) and not isinstance(p, bool) and p >= 0
+        for p in (*values, 0 if cached is None else cached)
+    ):
+        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens)")
+    return float(values[0]), float(values[1]), None if cached is None else float(cached)
 
 
 _SERVABLE = {

@@ -162,12 +162,13 @@ class Dispatcher:
         url: str,
         request_id: str,
         account: Account,
+        stream: bool = False,
     ) -> Response:
         """A call on a stored response, to the one deployment that holds it (no failover: no
-        other has it), answered as the upstream answers."""
+        other has it), answered as the upstream answers: a resumed stream relayed as it comes."""
         account.deployment = upstream.name
         account.attempts = 1
-        async with asyncio.timeout(self.policy.total_seconds):
+        async with asyncio.timeout(None if stream else self.policy.total_seconds):
             resp, key = await call_upstream(
                 self.client,
                 self.secrets,
@@ -177,15 +178,46 @@ class Dispatcher:
                 request_id,
                 (method, url),
             )
+            headers = headers_without_key(
+                relayed_headers(resp.headers, request_id, upstream.name), key
+            )
+            if stream and resp.status == 200:
+                headers.setdefault("cache-control", "no-cache")
+                headers["x-accel-buffering"] = "no"
+                return RelayedStream(resp, upstream.name, UsageTap(False, True), account, headers)
             body = await _read(resp, upstream)
         account.first_byte()
-        headers = headers_without_key(relayed_headers(resp.headers, request_id, upstream.name), key)
         if resp.status >= 400:
             answer = error_answer(resp.status, body, key, headers)
             account.close_error(resp.status, "upstream_error")
             return answer
         account.close_error(resp.status, None)  # no tokens: nothing is generated
         return Response(content=body, status_code=resp.status, headers=headers)
+
+    async def peek(self, upstream: Upstream, url: str, request_id: str) -> dict[str, Any] | None:
+        """The gateway's own look at a stored response: the upstream's JSON object, {} when it
+        has none (404), None when it could not say this time."""
+        try:
+            async with asyncio.timeout(self.policy.total_seconds):
+                resp, _ = await call_upstream(
+                    self.client,
+                    self.secrets,
+                    upstream,
+                    Operation.RESPONSES,
+                    None,
+                    request_id,
+                    ("GET", url),
+                )
+                body = await _read(resp, upstream)
+        except (GatewayError, TimeoutError):
+            return None
+        if resp.status == 404:
+            return {}
+        try:
+            value = json.loads(body) if resp.status == 200 else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
@@ -221,10 +253,16 @@ class Dispatcher:
             account.close_body(last.status_code, bytes(last.body))
             return last
         wait_ms = self.balancer.retry_after_ms(model.pool)
+        headers = {"retry-after": str(-(-wait_ms // 1000)), "retry-after-ms": str(wait_ms)}
+        if model.pinned_for:  # never answered by a deployment without the response's context
+            message = (
+                f"The deployment that holds response '{model.pinned_for}' is not available "
+                f"now; retry in {wait_ms / 1000:.1f}s, or start a new conversation."
+            )
+            raise server_error(503, message, "previous_response_unavailable", headers)
         message = (
             f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s."
         )
-        headers = {"retry-after": str(-(-wait_ms // 1000)), "retry-after-ms": str(wait_ms)}
         raise server_error(503, message, "upstreams_unavailable", headers)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -56,6 +57,7 @@ class RelayedStream(StreamingResponse):
     async def _relay(self) -> AsyncIterator[bytes]:
         """On the client's disconnect this is cancelled, and finish() drops the upstream
         connection, which cancels the request upstream too."""
+        last = b""  # the last events sent: a Responses error event numbers itself after them
         try:
             async for chunk in self._upstream.content.iter_any():
                 out = self._tap.feed(chunk)
@@ -65,6 +67,7 @@ class RelayedStream(StreamingResponse):
                     self._account.first_byte()
                     if self._capture is not None:
                         self._capture.append(out)
+                    last = out
                     yield out
             rest = self._tap.flush()
             if rest:
@@ -77,12 +80,16 @@ class RelayedStream(StreamingResponse):
             log.warning("stream from %s stalled: phase=idle", self._name)
             self._error_code = "upstream_timeout"
             message = "The upstream stream stalled (no data within the read timeout)."
-            yield _error_event(message, "upstream_error", self._error_code)
+            yield _error_event(message, "upstream_error", self._error_code, self._numbered(last))
         except aiohttp.ClientError as exc:
             log.warning("stream from %s broke: %s", self._name, type(exc).__name__)
             self._error_code = "stream_interrupted"
             message = "The upstream stream was interrupted."
-            yield _error_event(message, "upstream_error", self._error_code)
+            yield _error_event(message, "upstream_error", self._error_code, self._numbered(last))
+
+    def _numbered(self, last: bytes) -> int | None:
+        """A Responses stream's next sequence number (its events are numbered); None for chat."""
+        return _next_sequence(last) if self._tap.responses else None
 
 
 class KeepAliveStream(StreamingResponse):
@@ -101,6 +108,7 @@ class KeepAliveStream(StreamingResponse):
         self._every = every
         self._account = account
         self._failure: tuple[int, str] = (200, "")
+        self._numbered = 0 if account.operation == "responses" else None
         self._inner: RelayedStream | None = None
         super().__init__(
             self._body(), status_code=200, headers=headers, media_type="text/event-stream"
@@ -116,14 +124,14 @@ class KeepAliveStream(StreamingResponse):
             outcome = self._attempts.result()
         except GatewayError as exc:
             self._failure = (exc.status, exc.code or "")
-            yield _error_event(exc.message, exc.type, exc.code)
+            yield _error_event(exc.message, exc.type, exc.code, self._numbered)
             return
         if isinstance(outcome, RelayedStream):
             self._inner = outcome
             async for chunk in outcome.body_iterator:
                 yield bytes(chunk) if not isinstance(chunk, str) else chunk.encode()
             return
-        yield _error_event(*_error_of(outcome))
+        yield _error_event(*_error_of(outcome), self._numbered)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -180,8 +188,28 @@ async def _until_disconnect(receive: Any) -> None:
         pass
 
 
-def _error_event(message: str, type_: str, code: str | None) -> bytes:
-    return b"data: " + error_body(message, type=type_, code=code) + b"\n\n"
+def _error_event(message: str, type_: str, code: str | None, sequence: int | None) -> bytes:
+    """A stream's last event: chat's `data: {"error": ...}`, or, in a Responses stream (its
+    next sequence number given), an `error` event as the Responses API sends it."""
+    if sequence is None:
+        return b"data: " + error_body(message, type=type_, code=code) + b"\n\n"
+    event = {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "param": None,
+        "sequence_number": sequence,
+    }
+    return b"event: error\ndata: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _next_sequence(sent: bytes) -> int:
+    """One after the last `sequence_number` in what was sent (0 when none was)."""
+    match = _LAST_SEQUENCE.search(sent)
+    return int(match.group(1)) + 1 if match else 0
+
+
+_LAST_SEQUENCE = re.compile(rb'.*"sequence_number":\s*(\d+)', re.DOTALL)
 
 
 def _error_of(response: Response) -> tuple[str, str, str | None]:

@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from shared.limits.limiter import Limiter, Reservation
 from shared.limits.tokens import (
@@ -18,21 +18,16 @@ from shared.limits.tokens import (
     responses_input_tokens,
 )
 from shared.routes import Operation
+from shared.usage.background import UNFINISHED, Pending
 from shared.usage.content import ContentCapture
-from shared.usage.record import UsageRecord
+from shared.usage.counts import Price, Tokens, flat_counts, tokens_of
+from shared.usage.record import RecordSink, UsageRecord
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_request
 
 # Without a usage block, delivered text is counted at this many characters per token: low
 # enough to over-count English (about 4) and close for CJK (about 1 to 1.5).
 CHARS_PER_TOKEN = 3
-
-
-class RecordSink(Protocol):
-    def add(self, record: UsageRecord) -> None: ...
-
-
-Price = Callable[[str, int, int], float]  # (model, prompt tokens, completion tokens) -> cost
 
 
 def estimate(
@@ -80,10 +75,21 @@ class Account:
         self.content: ContentCapture | None = None  # only for systems that opted in
         self.response_id = ""  # the stored response a Responses API call created
         self._bind: Callable[[str, str, str], None] | None = None
+        self._hold: Callable[[str, Pending], None] | None = None
+        self._on_end: Callable[[dict[str, Any]], None] | None = None
 
     def bind_responses(self, bind: Callable[[str, str, str], None]) -> None:
         """Bind the response this call creates, (id, system, deployment), as soon as it is seen."""
         self._bind = bind
+
+    def hold_background(self, hold: Callable[[str, Pending], None]) -> None:
+        """A background response: if it is still running when this call ends, hand its record
+        and reservation to `hold` (the background meter) instead of closing them."""
+        self._hold = hold
+
+    def on_response_end(self, seen: Callable[[dict[str, Any]], None]) -> None:
+        """A resumed stream: tell `seen` how the response ended, if its end comes by."""
+        self._on_end = seen
 
     def response_seen(self, response_id: str) -> None:
         if self.response_id or not response_id:
@@ -105,11 +111,11 @@ class Account:
 
     def close_error(self, status: int, code: str | None) -> None:
         """An answer with no tokens: an error, or a success that uses none (a model list)."""
-        self._close(status, code or "", 0, 0, disconnected=False)
+        self._close(status, code or "", Tokens(), disconnected=False)
 
     def close_disconnected(self) -> None:
         """The client left before its request had arrived whole."""
-        self._close(499, "client_disconnected", 0, 0, disconnected=True)
+        self._close(499, "client_disconnected", Tokens(), disconnected=True)
 
     def close_body(self, status: int, body: bytes) -> None:
         usage: dict[str, int] = {}
@@ -117,31 +123,55 @@ class Account:
             answer = _object(body)
             response_id = answer.get("id")
             self.response_seen(response_id if isinstance(response_id, str) else "")
-            usage = _counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
+            usage = flat_counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
+            if not usage and answer.get("status") in UNFINISHED and self._defer():
+                return
         elif status == 200:
             usage = _usage(body)
-        prompt, completion = _tokens(usage)
         self._close(
-            status, "", prompt, completion, disconnected=False, reported=bool(usage), text=body
+            status, "", tokens_of(usage), disconnected=False, reported=bool(usage), text=body
         )
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         self.response_seen(tap.response_id or "")
         usage = tap.usage or {}
+        if self._on_end is not None and tap.final_status:
+            self._on_end({"status": tap.final_status, "usage": usage or None})
+        if self._on_end is not None:  # a resumed stream generates nothing
+            self._close(200, error_code, Tokens(), disconnected=disconnected)
+            return
+        if "total_tokens" not in usage and self._defer():  # the upstream goes on without us
+            return
         if "total_tokens" in usage:
-            prompt, completion = _tokens(usage)
+            tokens = tokens_of(usage)
         else:  # broken or cut short: settle on what was delivered
             counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
-            prompt, completion = self._prompt_estimate(), max(tap.completion_pieces, counted)
+            tokens = Tokens(self._prompt_estimate(), max(tap.completion_pieces, counted))
         text = b"".join(self.content.parts) if self.content is not None else b""
-        self._close(200, error_code, prompt, completion, disconnected=disconnected, text=text)
+        self._close(200, error_code, tokens, disconnected=disconnected, text=text)
+
+    def _defer(self) -> bool:
+        """Hand a background response's record and reservation to the meter, to be finished
+        when the response ends; its concurrency lease ends now, with the call."""
+        if self._hold is None or not self.response_id or self._closed:
+            return False
+        self._closed = True
+        reservation = self.reservation
+        record = self._record(200, "", Tokens(), 0, False)
+        pending = Pending(record, None, "", 0, True)
+        if reservation is not None and self._limiter is not None:
+            shared = self._limiter.end_lease_soon(reservation)
+            pending = Pending(
+                record, reservation.plan, reservation.rid, reservation.estimate, shared
+            )
+        self._hold(self.response_id, pending)
+        return True
 
     def _close(
         self,
         status: int,
         error_code: str,
-        prompt: int,
-        completion: int,
+        tokens: Tokens,
         *,
         disconnected: bool,
         reported: bool = True,
@@ -150,12 +180,21 @@ class Account:
         if self._closed:
             return
         self._closed = True
-        total = prompt + completion
+        total = tokens.total
         reserved = self.reservation.estimate if self.reservation else 0
         settled = total if reported or not self.reservation else reserved
         if self._limiter is not None:
             self._limiter.settle_soon(self.reservation, settled)
-        record = UsageRecord(
+        record = self._record(status, error_code, tokens, settled, disconnected)
+        self._sink.add(record)
+        record_request(record)
+        if self.content is not None and text:
+            self.content.write(self._time, self.request_id, self.system, self.model, text)
+
+    def _record(
+        self, status: int, error_code: str, tokens: Tokens, settled: int, disconnected: bool
+    ) -> UsageRecord:
+        return UsageRecord(
             time=self._time,
             request_id=self.request_id,
             system=self.system,
@@ -167,12 +206,14 @@ class Account:
             status=status,
             error_code=error_code,
             stream=self.stream,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            reserved_tokens=reserved,
+            prompt_tokens=tokens.prompt,
+            completion_tokens=tokens.completion,
+            total_tokens=tokens.total,
+            cached_tokens=tokens.cached,
+            reasoning_tokens=tokens.reasoning,
+            reserved_tokens=self.reservation.estimate if self.reservation else 0,
             settled_tokens=settled if self.reservation else 0,
-            cost=round(self._price(self.model, prompt, completion), 8) if total else 0.0,
+            cost=round(self._price(self.model, tokens), 8) if tokens.total else 0.0,
             ttfb_ms=round(self.ttfb_ms, 3),
             total_ms=round((time.perf_counter() - self._started) * 1000, 3),
             attempts=self.attempts,
@@ -180,10 +221,6 @@ class Account:
             client_disconnected=disconnected,
             response_id=self.response_id,
         )
-        self._sink.add(record)
-        record_request(record)
-        if self.content is not None and text:
-            self.content.write(self._time, self.request_id, self.system, self.model, text)
 
 
 def _usage(body: bytes) -> dict[str, int]:
@@ -193,7 +230,7 @@ def _usage(body: bytes) -> dict[str, int]:
     if found is not None:
         return found
     usage = _object(body).get("usage")
-    return _counts(usage) if isinstance(usage, dict) else {}
+    return flat_counts(usage) if isinstance(usage, dict) else {}
 
 
 def _usage_near_end(body: bytes) -> dict[str, int] | None:
@@ -212,7 +249,7 @@ def _usage_near_end(body: bytes) -> dict[str, int] | None:
         json.loads("{" + tail)
     except (ValueError, UnicodeDecodeError):
         return None
-    return _counts(value) if isinstance(value, dict) else None
+    return flat_counts(value) if isinstance(value, dict) else None
 
 
 def _object(body: bytes) -> dict[str, Any]:
@@ -222,16 +259,6 @@ def _object(body: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _tokens(usage: dict[str, int]) -> tuple[int, int]:
-    """(prompt, completion): chat and embeddings name them so, the Responses API input/output."""
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
-    return prompt, usage.get("completion_tokens", usage.get("output_tokens", 0))
-
-
-def _counts(usage: dict[str, Any]) -> dict[str, int]:
-    return {k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 _DECODER = json.JSONDecoder()

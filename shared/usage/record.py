@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 RECORD_VERSION = 1
 
@@ -17,7 +17,7 @@ class UsageRecord:
     system: str  # "-" when the caller could not be identified
     key_id: str  # "-" likewise
     route: str  # gateway | azure | openai
-    operation: str  # chat | embeddings | models
+    operation: str  # chat | responses | embeddings | models
     model: str  # the public model name ("-" when there was none)
     deployment: str  # the upstream that answered ("" when none did)
     status: int  # the HTTP status the client got
@@ -35,6 +35,8 @@ class UsageRecord:
     client_ip: str
     client_disconnected: bool
     response_id: str = ""  # the stored response a Responses API call created
+    cached_tokens: int = 0  # of prompt_tokens, read from the upstream's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, spent reasoning
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:
@@ -46,3 +48,7 @@ class UsageRecord:
         data: dict[str, Any] = json.loads(line)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class RecordSink(Protocol):
+    def add(self, record: UsageRecord) -> None: ...

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+
+from shared.usage.counts import flat_counts
 
 # An event ends at a blank line; LF and CRLF line ends, even mixed. Bare-CR line ends (allowed by
 # the SSE spec, used by neither OpenAI nor Azure) are not recognised: such a stream is held to
@@ -43,6 +44,7 @@ class UsageTap:
         "_text_keys",
         "completion_pieces",
         "completion_text_chars",
+        "final_status",
         "response_id",
         "saw_done",
         "strip_usage_chunk",
@@ -58,8 +60,14 @@ class UsageTap:
         self.completion_pieces = 0
         self.saw_done = False
         self.response_id: str | None = None  # a Responses API stream's, from its first event
+        self.final_status = ""  # a Responses API stream's, from its terminal event
         self._tail = b""
         self._passing = False  # the held event's start was already sent uninspected
+
+    @property
+    def responses(self) -> bool:
+        """Whether this is a Responses API stream (named events, numbered)."""
+        return self._responses
 
     def feed(self, chunk: bytes) -> bytes:
         tail = self._tail
@@ -161,12 +169,14 @@ class UsageTap:
             return True
         if obj.get("type") in _TERMINAL and isinstance(obj.get("response"), dict):
             usage = obj["response"].get("usage")
+            status = obj["response"].get("status")
+            self.final_status = status if isinstance(status, str) else ""
             if isinstance(usage, dict):
-                self.usage = _counts(usage)
+                self.usage = flat_counts(usage)
             return True
         if not isinstance(obj.get("usage"), dict):
             return True
-        self.usage = _counts(obj["usage"])
+        self.usage = flat_counts(obj["usage"])
         return not (self.strip_usage_chunk and obj.get("choices") == [])
 
 
@@ -213,14 +223,3 @@ def _payload(event: bytes) -> bytes:
         if line.startswith(b"data:")
     ]
     return b"\n".join(lines) if lines else event
-
-
-def _counts(usage: dict[str, Any], prefix: str = "") -> dict[str, int]:
-    """The usage block's whole numbers; nested ones (token details) under dotted names."""
-    counts: dict[str, int] = {}
-    for name, value in usage.items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            counts[prefix + name] = value
-        elif isinstance(value, dict):
-            counts.update(_counts(value, f"{prefix}{name}."))
-    return counts

@@ -1,0 +1,76 @@
+"""What every model call passes before its upstream: the system's PII policy (redact), its limits
+(admit), and, for a follow-up response, its owner and deployment (chained)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from shared.errors import GatewayError, bad_request, not_found
+from shared.gateway import Gateway
+from shared.registry.systems import Caller
+from shared.routes import Operation
+from shared.upstream.config import PublicModel
+from shared.upstream.owners import ResponseOwners
+from shared.usage.account import Account, estimate
+
+
+def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
+    """The system's PII policy: mask in place, or refuse naming the kinds (never the values)."""
+    redactor = caller.system.redactor
+    if redactor is None:
+        return
+    if model.operation is Operation.EMBEDDINGS:
+        findings = redactor.redact_embeddings(body)
+    elif model.operation is Operation.RESPONSES:
+        findings = redactor.redact_responses(body)
+    else:
+        findings = redactor.redact_chat(body)
+    if findings and redactor.mode == "reject":
+        kinds = ", ".join(findings.kinds)
+        raise bad_request(
+            f"The request contains personal data ({kinds}); remove it and retry.",
+            code="pii_detected",
+        )
+
+
+async def admit(
+    gateway: Gateway, caller: Caller, model: PublicModel, body: dict[str, Any], account: Account
+) -> None:
+    """Reserve the request against the caller's limits, when any apply."""
+    default = gateway.settings.default_completion_tokens
+    scopes = caller.scopes(model.name)
+    if scopes:
+        prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
+        account.estimate_prompt_with(lambda: prompt)
+        reservation = await gateway.limiter.admit(caller.system.id, scopes, reserve)
+        account.reserved(gateway.limiter, reservation)
+    else:  # counted only if a stream breaks before the upstream reports usage
+        account.estimate_prompt_with(
+            lambda: estimate(body, model.operation, model.tokenizer, default)[0]
+        )
+
+
+async def chained(
+    owners: ResponseOwners, caller: Caller, model: PublicModel, body: dict[str, Any]
+) -> PublicModel:
+    """A follow-up (`previous_response_id`) may name only the caller's own responses, and goes
+    to the deployment that holds the one it names, whatever the pool's weights say."""
+    previous = body.get("previous_response_id")
+    if previous is None:
+        return model
+    if not isinstance(previous, str) or not previous:
+        message = "'previous_response_id' must be the id of an earlier response."
+        raise bad_request(message, code="invalid_value", param="previous_response_id")
+    owner = await owners.owner(previous)
+    if owner is None or owner.system != caller.system.id:  # never tell which
+        message = f"Previous response with id '{previous}' not found."
+        raise not_found(message, "previous_response_not_found")
+    holder = tuple(m for m in model.pool if m.upstream.name == owner.deployment)
+    if not holder:
+        message = (
+            f"The deployment that holds response '{previous}' no longer serves '{model.name}'; "
+            "start a new conversation."
+        )
+        raise GatewayError(409, message, code="previous_response_unavailable")
+    return replace(model, pool=holder, pinned_for=previous)
