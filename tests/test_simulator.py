@@ -18,22 +18,16 @@ import pytest
 from openai.lib.azure import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from shared.simulator.app import start_simulator
-from shared.simulator.config import SimulatorConfig
 from shared.simulator.content import count_tokens
+from tests.support.sim_control import KEY, SimControl, running_simulator
 
-KEY = "sim-key"
 API_VERSION = "2024-10-21"
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-class Sim:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = session
-
+class Sim(SimControl):
     def openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
         kwargs.setdefault("api_key", KEY)
         kwargs.setdefault("max_retries", 0)
@@ -44,41 +38,17 @@ class Sim:
         kwargs.setdefault("max_retries", 0)
         return AsyncAzureOpenAI(azure_endpoint=self.url, api_version=API_VERSION, **kwargs)
 
-    async def control(self, method: str, path: str, **body: Any) -> tuple[int, Any]:
-        url = f"{self.url}/_sim/{path}"
-        async with self.http.request(method, url, json=body or None) as resp:
-            return resp.status, await resp.json()
-
-    async def fault(self, **fault: Any) -> None:
-        status, body = await self.control("POST", "faults", **fault)
-        assert status == 200, body
-
-    async def set_config(self, **changes: Any) -> Any:
-        status, body = await self.control("POST", "config", **changes)
-        assert status == 200, body
-        return body
-
-    async def requests(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = (await self.control("GET", "requests"))[1]["requests"]
-        return records
-
 
 @pytest.fixture(scope="module")
 async def sim_server() -> AsyncIterator[Sim]:
-    runner, url = await start_simulator(SimulatorConfig())
-    async with aiohttp.ClientSession() as session:
-        yield Sim(url, session)
-    await runner.cleanup()
+    async with running_simulator(Sim) as running:
+        yield running
 
 
 @pytest.fixture
 async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
     yield sim_server
-    await sim_server.control("DELETE", "faults")
-    await sim_server.control("DELETE", "requests")
-    await sim_server.set_config(
-        api_keys=[KEY], latency_ms=0, ttft_ms=0, tokens_per_second=0, completion_tokens=16
-    )
+    await sim_server.reset()
 
 
 def sse_payloads(raw: bytes) -> list[str]:

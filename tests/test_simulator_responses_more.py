@@ -15,32 +15,18 @@ import pytest
 from openai.lib.azure import AsyncAzureOpenAI
 from openai.types.responses import Response, ResponseStreamEvent, ToolParam
 
-from shared.simulator.app import start_simulator
-from shared.simulator.config import SimulatorConfig
+from tests.support.sim_control import KEY, SimControl, running_simulator
 
-KEY = "sim-key"
 API_VERSION = "2025-04-01-preview"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TOOLS: list[ToolParam] = [
     {"type": "function", "name": "lookup", "parameters": {"type": "object"}, "strict": False}
 ]
-DEFAULTS: dict[str, Any] = {
-    "api_keys": [KEY],
-    "latency_ms": 0,
-    "ttft_ms": 0,
-    "tokens_per_second": 0,
-    "completion_tokens": 16,
-    "background_ms": 0,
-}
 # The three client styles, with the path prefix each one calls and its query string.
 PREFIXES = {"openai": "/v1", "azure-v1": "/openai/v1", "azure": "/openai"}
 
 
-class Sim:
-    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = session
-
+class Sim(SimControl):
     def client(self, kind: str = "openai") -> openai.AsyncOpenAI:
         if kind == "azure":
             return AsyncAzureOpenAI(
@@ -53,18 +39,6 @@ class Sim:
         query = f"?api-version={API_VERSION}" if kind == "azure" else ""
         return f"{self.url}{PREFIXES[kind]}{tail}{query}"
 
-    async def control(self, method: str, path: str, **body: Any) -> tuple[int, Any]:
-        async with self.http.request(method, f"{self.url}/_sim/{path}", json=body or None) as r:
-            return r.status, await r.json()
-
-    async def set_config(self, **changes: Any) -> None:
-        status, body = await self.control("POST", "config", **changes)
-        assert status == 200, body
-
-    async def requests(self) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = (await self.control("GET", "requests"))[1]["requests"]
-        return records
-
     async def get(self, url: str, **params: str) -> tuple[int, str, bytes]:
         async with self.http.get(url, headers=AUTH, params=params) as resp:
             return resp.status, resp.content_type, await resp.read()
@@ -72,18 +46,14 @@ class Sim:
 
 @pytest.fixture(scope="module")
 async def sim_server() -> AsyncIterator[Sim]:
-    runner, url = await start_simulator(SimulatorConfig())
-    async with aiohttp.ClientSession() as session:
-        yield Sim(url, session)
-    await runner.cleanup()
+    async with running_simulator(Sim) as running:
+        yield running
 
 
 @pytest.fixture
 async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
     yield sim_server
-    await sim_server.control("DELETE", "faults")
-    await sim_server.control("DELETE", "requests")
-    await sim_server.set_config(**DEFAULTS)
+    await sim_server.reset()
 
 
 def cancelled_usage(input_tokens: int) -> dict[str, Any]:

@@ -169,15 +169,7 @@ class Dispatcher:
         account.deployment = upstream.name
         account.attempts = 1
         async with asyncio.timeout(None if stream else self.policy.total_seconds):
-            resp, key = await call_upstream(
-                self.client,
-                self.secrets,
-                upstream,
-                Operation.RESPONSES,
-                None,
-                request_id,
-                (method, url),
-            )
+            resp, key = await self._call_stored(upstream, method, url, request_id)
             headers = headers_without_key(
                 relayed_headers(resp.headers, request_id, upstream.name), key
             )
@@ -199,15 +191,7 @@ class Dispatcher:
         has none (404), None when it could not say this time."""
         try:
             async with asyncio.timeout(self.policy.total_seconds):
-                resp, _ = await call_upstream(
-                    self.client,
-                    self.secrets,
-                    upstream,
-                    Operation.RESPONSES,
-                    None,
-                    request_id,
-                    ("GET", url),
-                )
+                resp, _ = await self._call_stored(upstream, "GET", url, request_id)
                 body = await _read(resp, upstream)
         except (GatewayError, TimeoutError):
             return None
@@ -218,6 +202,15 @@ class Dispatcher:
         except ValueError:
             return None
         return value if isinstance(value, dict) else None
+
+    async def _call_stored(
+        self, upstream: Upstream, method: str, url: str, request_id: str
+    ) -> tuple[aiohttp.ClientResponse, str]:
+        """A call with no body on a stored response's URL: the response and the key used."""
+        target = (method, url)
+        return await call_upstream(
+            self.client, self.secrets, upstream, Operation.RESPONSES, None, request_id, target
+        )
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
