@@ -4,7 +4,10 @@ The app and its routes (app, handlers, embeddings, responses, streaming), the pa
 content, errors), its state (state, config), the `/_sim/` control API (control, faults), and
 `python -m shared.simulator` (__main__).
 
-Stored Responses API answers, with background mode and stream resumption, live in stored.
+Stored Responses API answers, with background mode and stream resumption, live in stored; the
+legacy completions operation (prompts, `text_completion` answers and their stream frames) in
+completions. Azure AI Foundry's model-inference paths (`/models/chat/completions`,
+`/models/embeddings`) run through the same handlers, with Azure's auth and errors.
 
 Imports from shared/: nothing; it stands where Azure OpenAI would.
 """

@@ -12,10 +12,11 @@ from .handlers import route
 from .state import REQUEST_ID, STATE, SimState
 
 _AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
+_FOUNDRY = "/models"  # Azure AI Foundry's model-inference API, the model named in the body
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
-    azure = request.path.startswith("/openai/")
+    azure = request.path.startswith(("/openai/", _FOUNDRY + "/"))
     request_id = request.get(REQUEST_ID) or str(uuid.uuid4())
     response.headers.setdefault("x-request-id", request_id)
     if azure:
@@ -29,12 +30,17 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app[STATE] = SimState(config)
     app.on_response_prepare.append(_common_headers)
     router = app.router
-    router.add_post("/v1/chat/completions", route("chat", azure=False))
-    router.add_post("/v1/embeddings", route("embeddings", azure=False))
+    for prefix in ("/v1", "/openai/v1"):  # OpenAI, and Azure v1 (no api-version)
+        router.add_post(prefix + "/chat/completions", route("chat", azure=False))
+        router.add_post(prefix + "/completions", route("completions", azure=False))
+        router.add_post(prefix + "/embeddings", route("embeddings", azure=False))
     router.add_get("/v1/models", route("models", azure=False))
     router.add_post(f"{_AZURE_DEPLOYMENT}/chat/completions", route("chat", azure=True))
+    router.add_post(f"{_AZURE_DEPLOYMENT}/completions", route("completions", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/embeddings", route("embeddings", azure=True))
     router.add_get("/openai/models", route("models", azure=True))
+    router.add_post(_FOUNDRY + "/chat/completions", route("chat", azure=False, foundry=True))
+    router.add_post(_FOUNDRY + "/embeddings", route("embeddings", azure=False, foundry=True))
     router.add_post("/v1/responses", route("responses", azure=False))
     router.add_post("/openai/v1/responses", route("responses", azure=False))  # Azure v1
     router.add_post("/openai/responses", route("responses", azure=True))  # with api-version
@@ -49,6 +55,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     # Registered last so that they only catch what nothing above matched.
     router.add_route("*", "/v1/{tail:.*}", route("unknown", azure=False))
     router.add_route("*", "/openai/{tail:.*}", route("unknown", azure=True))
+    router.add_route("*", _FOUNDRY + "/{tail:.*}", route("unknown", azure=False, foundry=True))
     return app
 
 

@@ -14,11 +14,35 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
+# Azure AI Foundry catalogue models. Like an AI Services resource, the simulator serves them on
+# every path (Foundry's /models/..., Azure's deployments, OpenAI's /v1) and they serve there.
+FOUNDRY_CHAT_MODELS = frozenset({"DeepSeek-R1", "Llama-3.3-70B-Instruct", "Mistral-Large-2411"})
+FOUNDRY_EMBEDDING_MODELS = frozenset({"Cohere-embed-v3-multilingual"})
 CHAT_MODELS = frozenset(
     {"gpt-4o", "gpt-4-turbo", "gpt-35-turbo", "gpt-35-turbo-16k", "gpt-35-turbo-0613"}
+    | FOUNDRY_CHAT_MODELS
 )
-EMBEDDING_MODELS = frozenset({"text-embedding-3-small", "text-embedding-ada-002"})
-EMBEDDING_DIMS = {"text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}
+EMBEDDING_MODELS = (
+    frozenset({"text-embedding-3-small", "text-embedding-ada-002"}) | FOUNDRY_EMBEDDING_MODELS
+)
+# The legacy completions endpoint's models (Azure and OpenAI spellings).
+COMPLETION_MODELS = frozenset(
+    {"gpt-35-turbo-instruct", "gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"}
+)
+ALL_MODELS = CHAT_MODELS | EMBEDDING_MODELS | COMPLETION_MODELS
+# The models each operation answers for; any other known model is the wrong operation's.
+MODELS_BY_OPERATION = {
+    "chat": CHAT_MODELS,
+    "responses": CHAT_MODELS,
+    "input_tokens": CHAT_MODELS,
+    "embeddings": EMBEDDING_MODELS,
+    "completions": COMPLETION_MODELS,
+}
+EMBEDDING_DIMS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-ada-002": 1536,
+    "Cohere-embed-v3-multilingual": 1024,
+}
 # Only text-embedding-3-* accept the `dimensions` parameter.
 DIMENSIONS_ALLOWED = frozenset({"text-embedding-3-small"})
 
@@ -138,15 +162,17 @@ def _vector(bucket: int, dims: int) -> tuple[str, str]:
     return json.dumps(floats.tolist()), base64.b64encode(little_endian.tobytes()).decode()
 
 
-def embedding_text(item: str | list[int]) -> str:
+def item_text(item: str | list[int]) -> str:
+    """One embeddings input or completions prompt as text (token ids as numbers)."""
     return item if isinstance(item, str) else " ".join(map(str, item))
 
 
 def embedding_json(item: str | list[int], dims: int, base64_format: bool) -> str:
     """The JSON text of one `embedding` value."""
-    as_json, as_b64 = _vector(_bucket(embedding_text(item)), dims)
+    as_json, as_b64 = _vector(_bucket(item_text(item)), dims)
     return f'"{as_b64}"' if base64_format else as_json
 
 
-def embedding_tokens(item: str | list[int]) -> int:
+def item_tokens(item: str | list[int]) -> int:
+    """The tokens of one embeddings input or completions prompt: a token-id list counts its ids."""
     return count_tokens(item) if isinstance(item, str) else len(item)

@@ -65,7 +65,7 @@ def embeddings_body(body: dict[str, Any], model: str) -> bytes:
         f"{content.embedding_json(item, dims, as_base64)}}}"
         for i, item in enumerate(items)
     )
-    tokens = sum(content.embedding_tokens(item) for item in items)
+    tokens = sum(content.item_tokens(item) for item in items)
     usage = json.dumps({"prompt_tokens": tokens, "total_tokens": tokens})
     text = f'{{"object":"list","data":[{data}],"model":{json.dumps(model)},"usage":{usage}}}'
     return text.encode()

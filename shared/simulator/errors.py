@@ -88,13 +88,35 @@ def model_not_found(azure: bool, model: str) -> ApiError:
     return ApiError(404, openai_body(message, "invalid_request_error", "model_not_found"))
 
 
+# Azure's names for the operations in its OperationNotSupported message.
+_AZURE_OPERATION_NAMES = {"chat": "chatCompletion", "completions": "completion"}
+
+
 def wrong_operation(azure: bool, model: str, operation: str) -> ApiError:
     if azure:
-        message = f"The {operation} operation does not work with the specified model, {model}. "
+        name = _AZURE_OPERATION_NAMES.get(operation, operation)
+        message = f"The {name} operation does not work with the specified model, {model}. "
         message += "Please choose different model and try again."
         return ApiError(400, azure_body("OperationNotSupported", message))
     message = f"This model ({model}) is not supported by the {operation} endpoint."
     return ApiError(400, openai_body(message, "invalid_request_error", "model_not_supported"))
+
+
+def foundry_body(code: str, message: str) -> Any:
+    """Azure AI Foundry's model-inference errors repeat the message as `details`."""
+    return {"error": {"code": code, "message": message, "details": message}}
+
+
+def unknown_model(model: str) -> ApiError:
+    return ApiError(404, foundry_body("unknown_model", f"Unknown model: {model}"))
+
+
+def no_model_name() -> ApiError:
+    message = (
+        "No model specified in request. Please provide a model name in the request body or as "
+        "a x-ms-model-mesh-model-name header."
+    )
+    return ApiError(400, foundry_body("no_model_name", message))
 
 
 def resource_not_found(azure: bool, method: str, path: str) -> ApiError:
@@ -108,7 +130,11 @@ def unsupported_api_version() -> ApiError:
     return ApiError(400, azure_body("BadRequest", "API version not supported"))
 
 
-_AZURE_OPERATIONS = {"chat": "ChatCompletions_Create", "embeddings": "Embeddings_Create"}
+_AZURE_OPERATIONS = {
+    "chat": "ChatCompletions_Create",
+    "completions": "Completions_Create",
+    "embeddings": "Embeddings_Create",
+}
 
 
 def injected(

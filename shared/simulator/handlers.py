@@ -1,4 +1,5 @@
-"""The OpenAI / Azure API routes: auth, validation, faults, then the operation itself."""
+"""The OpenAI / Azure / Azure AI Foundry API routes: auth, validation, faults, then the
+operation itself."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from . import content, errors
+from .completions import (
+    DEFAULT_MAX_TOKENS,
+    CompletionReply,
+    completion_reply,
+    parse_prompt,
+    text_completion_body,
+)
+from .config import SimulatorConfig
 from .embeddings import embeddings_body
 from .responses import input_tokens_body, response_body, responses_reply
 from .state import REQUEST_ID, STATE, Call, SimState
@@ -28,6 +37,8 @@ from .wire import (
 )
 
 _API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$|^(preview|latest)$")
+# Azure AI Foundry's model-inference API answers only these; any other is a 404.
+FOUNDRY_API_VERSIONS = frozenset({"2024-05-01-preview", "2025-04-01-preview"})
 _JSON = "application/json"
 # The Responses API's operations: api-key works on every path; the model is always in the body.
 _RESPONSES_OPERATIONS = ("responses", "stored", "input_tokens")
@@ -35,17 +46,21 @@ _RESPONSES_OPERATIONS = ("responses", "stored", "input_tokens")
 Operation = Callable[[Call, SimState], Awaitable[web.StreamResponse]]
 
 
-def route(operation: str, azure: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A request handler running the shared pipeline for one operation and wire format."""
+def route(
+    operation: str, azure: bool, foundry: bool = False
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A request handler running the shared pipeline for one operation and wire format:
+    OpenAI's (``azure`` False), Azure OpenAI's (``azure``) or Azure AI Foundry's model-inference
+    API (``foundry``: Azure's auth and errors, OpenAI's answers, the model named in the body)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
-        call = await _begin(request, azure, operation, state)
+        call = await _begin(request, azure, foundry, operation, state)
         try:
             if operation == "unknown":
-                raise errors.resource_not_found(azure, request.method, request.path)
+                raise errors.resource_not_found(azure or foundry, request.method, request.path)
             _check_access(call, state)
-            if operation in ("chat", "embeddings", "responses", "input_tokens"):
+            if operation in content.MODELS_BY_OPERATION:
                 call.model = _resolve_model(call)
             return await _OPERATIONS[operation](call, state)
         except errors.ApiError as error:
@@ -58,8 +73,10 @@ def route(operation: str, azure: bool) -> Callable[[web.Request], Awaitable[web.
     return handler
 
 
-async def _begin(request: web.Request, azure: bool, operation: str, state: SimState) -> Call:
-    request_id = str(uuid.uuid4()) if azure else "req_" + uuid.uuid4().hex
+async def _begin(
+    request: web.Request, azure: bool, foundry: bool, operation: str, state: SimState
+) -> Call:
+    request_id = str(uuid.uuid4()) if azure or foundry else "req_" + uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     raw = await request.read() if request.body_exists else b""
     try:
@@ -81,12 +98,18 @@ async def _begin(request: web.Request, azure: bool, operation: str, state: SimSt
         "client_disconnected": False,
     }
     state.log.add(record)
-    return Call(request, azure, operation, record, body)
+    return Call(request, azure, operation, record, body, foundry=foundry)
+
+
+def _takes_api_key(call: Call) -> bool:
+    """Azure's paths (v1 too) and Foundry's take an `api-key` header; OpenAI's only Bearer."""
+    azure_path = call.request.path.startswith("/openai/")
+    return call.azure or call.foundry or azure_path or call.operation in _RESPONSES_OPERATIONS
 
 
 def _presented_key(call: Call) -> str | None:
     headers = call.request.headers
-    if (call.azure or call.operation in _RESPONSES_OPERATIONS) and "api-key" in headers:
+    if _takes_api_key(call) and "api-key" in headers:
         return headers["api-key"]
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -95,8 +118,12 @@ def _presented_key(call: Call) -> str | None:
 def _check_access(call: Call, state: SimState) -> None:
     key = _presented_key(call)
     if key is None or key not in state.config.api_keys:
-        raise errors.unauthorized(call.azure, key is not None)
-    if call.azure:
+        raise errors.unauthorized(call.azure or call.foundry, key is not None)
+    if call.foundry:
+        # Foundry answers a missing or unknown api-version as a path it does not have.
+        if call.request.query.get("api-version") not in FOUNDRY_API_VERSIONS:
+            raise errors.resource_not_found(True, call.request.method, call.request.path)
+    elif call.azure:
         version = call.request.query.get("api-version")
         if not version:
             raise errors.resource_not_found(True, call.request.method, call.request.path)
@@ -108,15 +135,26 @@ def _resolve_model(call: Call) -> str:
     if not isinstance(call.body, dict):
         message = "We could not parse the JSON body of your request. Expected a JSON object."
         raise errors.bad_request(message)
+    model = _named_model(call)
+    if model in content.MODELS_BY_OPERATION[call.operation]:
+        return model
+    if model in content.ALL_MODELS:
+        raise errors.wrong_operation(call.azure or call.foundry, model, call.operation)
+    if call.foundry:
+        raise errors.unknown_model(model)
+    raise errors.model_not_found(call.azure, model)
+
+
+def _named_model(call: Call) -> str:
+    """The deployment in an Azure path, else the body's `model` (Foundry: or its header)."""
     in_path = call.azure and call.operation not in _RESPONSES_OPERATIONS
     model: Any = call.request.match_info["deployment"] if in_path else call.body.get("model")
+    if call.foundry and model is None:
+        model = call.request.headers.get("x-ms-model-mesh-model-name")
     if not isinstance(model, str) or not model:
+        if call.foundry:
+            raise errors.no_model_name()
         raise errors.bad_request("you must provide a model parameter", "model")
-    wanted = content.EMBEDDING_MODELS if call.operation == "embeddings" else content.CHAT_MODELS
-    if model not in wanted:
-        if model in content.CHAT_MODELS | content.EMBEDDING_MODELS:
-            raise errors.wrong_operation(call.azure, model, call.operation)
-        raise errors.model_not_found(call.azure, model)
     return model
 
 
@@ -138,7 +176,12 @@ async def _admit(call: Call, state: SimState) -> None:
             api_version = call.request.query.get("api-version")
             retry = fault.retry_seconds()
             body = errors.injected(
-                call.azure, fault.status, call.model, call.operation, api_version, retry
+                call.azure or call.foundry,
+                fault.status,
+                call.model,
+                call.operation,
+                api_version,
+                retry,
             )
         raise errors.ApiError(fault.status, body, fault.retry_headers())
 
@@ -178,6 +221,21 @@ def _int_param(body: dict[str, Any], name: str, low: int, high: int) -> int | No
     return value
 
 
+def _include_usage(body: dict[str, Any]) -> bool:
+    """``stream_options.include_usage``; stream_options is refused on a request not streamed."""
+    options = body.get("stream_options")
+    if options is not None and body.get("stream") is not True:
+        message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+        raise errors.bad_request(message, "stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _answer_model(call: Call) -> str:
+    """The `model` of an answer: Foundry names the body's model as it was given."""
+    assert call.model is not None
+    return call.model if call.foundry else content.response_model(call.model, call.azure)
+
+
 def _chat_reply(call: Call, state: SimState) -> ChatReply:
     body: dict[str, Any] = call.body
     messages = body.get("messages")
@@ -185,28 +243,53 @@ def _chat_reply(call: Call, state: SimState) -> ChatReply:
         raise errors.bad_request("'messages' must be a non-empty array", "messages")
     if not all(isinstance(m, dict) for m in messages):
         raise errors.bad_request("each message must be an object", "messages")
-    options = body.get("stream_options")
-    if options is not None and body.get("stream") is not True:
-        message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-        raise errors.bad_request(message, "stream_options")
+    include_usage = _include_usage(body)
     limit = _int_param(body, "max_completion_tokens", 1, 1_000_000)
     if limit is None:
         limit = _int_param(body, "max_tokens", 1, 1_000_000)
     n = _int_param(body, "n", 1, 128) or 1
     natural = state.config.completion_tokens
     length = natural if limit is None else min(natural, limit)
-    assert call.model is not None
     return ChatReply(
         completion_id=new_completion_id(),
         created=int(time.time()),
-        model=content.response_model(call.model, call.azure),
+        model=_answer_model(call),
         text_pieces=content.reply_pieces(content.last_user_text(messages), length),
         finish_reason="length" if length < natural else "stop",
         n=n,
         prompt_tokens=content.prompt_tokens(messages),
         azure=call.azure,
-        include_usage=isinstance(options, dict) and options.get("include_usage") is True,
+        include_usage=include_usage,
     )
+
+
+def _completion_reply(call: Call, state: SimState) -> CompletionReply:
+    body: dict[str, Any] = call.body
+    prompts = parse_prompt(body.get("prompt"))
+    include_usage = _include_usage(body)
+    limit = _int_param(body, "max_tokens", 0, 1_000_000)
+    n = _int_param(body, "n", 1, 128) or 1
+    natural = state.config.completion_tokens
+    length = min(natural, DEFAULT_MAX_TOKENS if limit is None else limit)
+    return completion_reply(
+        prompts,
+        model=_answer_model(call),
+        n=n,
+        length=length,
+        truncated=length < natural,
+        azure=call.azure,
+        include_usage=include_usage,
+        created=int(time.time()),
+    )
+
+
+async def _generate(config: SimulatorConfig, tokens: int) -> None:
+    """A non-streamed answer's wait: the time to first token, then ``tokens`` at the set rate."""
+    generation_ms = config.ttft_ms
+    if config.tokens_per_second:
+        generation_ms += 1000 * tokens / config.tokens_per_second
+    if generation_ms:
+        await asyncio.sleep(generation_ms / 1000)
 
 
 async def _chat(call: Call, state: SimState) -> web.StreamResponse:
@@ -215,15 +298,22 @@ async def _chat(call: Call, state: SimState) -> web.StreamResponse:
     if call.record["stream"]:
         call.record["status"] = 200
         return await stream_reply(call, reply, state.config)
-    config = state.config
-    generation_ms = config.ttft_ms
-    if config.tokens_per_second:
-        generation_ms += 1000 * len(reply.text_pieces) / config.tokens_per_second
-    if generation_ms:
-        await asyncio.sleep(generation_ms / 1000)
+    await _generate(state.config, len(reply.text_pieces))
     if call.fault is not None and call.fault.reset_after_chunks is not None:
         return _reset_response(call)
     return _ok(call, completion_body(reply))
+
+
+async def _completions(call: Call, state: SimState) -> web.StreamResponse:
+    reply = _completion_reply(call, state)
+    await _admit(call, state)
+    if call.record["stream"]:
+        call.record["status"] = 200
+        return await stream_reply(call, reply, state.config)
+    await _generate(state.config, reply.length)
+    if call.fault is not None and call.fault.reset_after_chunks is not None:
+        return _reset_response(call)
+    return _ok(call, text_completion_body(reply))
 
 
 async def _embeddings(call: Call, state: SimState) -> web.StreamResponse:
@@ -290,6 +380,7 @@ async def _resume(call: Call, state: SimState, response_id: str) -> web.StreamRe
 
 _OPERATIONS: dict[str, Operation] = {
     "chat": _chat,
+    "completions": _completions,
     "responses": _responses,
     "stored": _stored,
     "input_tokens": _input_tokens,

@@ -27,12 +27,14 @@ class Call:
 
     request: web.Request
     azure: bool
-    # "chat" | "embeddings" | "responses" | "stored" | "input_tokens" | "models" | "unknown"
+    # "chat" | "completions" | "embeddings" | "responses" | "stored" | "input_tokens" | "models"
+    # | "unknown"
     operation: str
     record: dict[str, Any]
     body: Any = None
     model: str | None = None
     fault: Fault | None = None
+    foundry: bool = False  # Azure AI Foundry's model-inference API (`/models/...`)
 
 
 STATE = web.AppKey("tollgate_sim_state", SimState)

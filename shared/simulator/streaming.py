@@ -1,13 +1,14 @@
-"""Server-sent-event streaming of a chat reply or a Responses API answer, with pacing, faults
-and disconnect detection."""
+"""Server-sent-event streaming of a chat reply, a completions answer or a Responses API answer,
+with pacing, faults and disconnect detection."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from .completions import CompletionChunkEncoder, CompletionReply
 from .config import SimulatorConfig
 from .responses import EventEncoder, ResponseReply
 from .state import Call
@@ -69,7 +70,7 @@ def close_connection(call: Call) -> None:
 
 async def stream_reply(
     call: Call,
-    reply: ChatReply | ResponseReply,
+    reply: ChatReply | CompletionReply | ResponseReply,
     config: SimulatorConfig,
     *,
     starting_after: int = -1,
@@ -89,6 +90,8 @@ async def stream_reply(
                 await emitter.send(frame)
         elif isinstance(reply, ResponseReply):
             await _emit_events(emitter, reply, config, starting_after)
+        elif isinstance(reply, CompletionReply):
+            await _emit_completion(emitter, reply, config)
         else:
             await _emit(emitter, reply, config)
         await response.write_eof()
@@ -105,19 +108,52 @@ async def _emit(emitter: _Emitter, reply: ChatReply, config: SimulatorConfig) ->
         await emitter.send(encoder.azure_prompt_filter())
     for index in range(reply.n):
         await emitter.send(encoder.role(index))
-    if config.ttft_ms:
-        await asyncio.sleep(config.ttft_ms / 1000)
-    pacer = _Pacer(config.tokens_per_second)
-    for k, piece in enumerate(reply.text_pieces):
-        await pacer.wait(k)
-        text = piece if k == 0 else " " + piece
-        for index in range(reply.n):
-            await emitter.send(encoder.token(index, text))
+    tokens = (
+        [encoder.token(index, _spaced(k, piece)) for index in range(reply.n)]
+        for k, piece in enumerate(reply.text_pieces)
+    )
+    await _paced(emitter, config, tokens)
     for index in range(reply.n):
         await emitter.send(encoder.finish(index))
     if reply.include_usage:
         await emitter.send(encoder.usage())
     await emitter.send(DONE_FRAME)
+
+
+async def _emit_completion(
+    emitter: _Emitter, reply: CompletionReply, config: SimulatorConfig
+) -> None:
+    encoder = CompletionChunkEncoder(reply)
+    if reply.azure:
+        await emitter.send(encoder.azure_prompt_filter())
+    tokens = (
+        [encoder.token(index, _spaced(k, pieces[k])) for index, pieces in enumerate(reply.choices)]
+        for k in range(reply.length)
+    )
+    await _paced(emitter, config, tokens)
+    for index in range(len(reply.choices)):
+        await emitter.send(encoder.finish(index))
+    if reply.include_usage:
+        await emitter.send(encoder.usage())
+    await emitter.send(DONE_FRAME)
+
+
+def _spaced(k: int, piece: str) -> str:
+    """Token ``k`` as streamed: the joined text puts a space before every token but the first."""
+    return piece if k == 0 else " " + piece
+
+
+async def _paced(
+    emitter: _Emitter, config: SimulatorConfig, frames_by_token: Iterable[list[bytes]]
+) -> None:
+    """The time to first token, then token k's frames (one per choice) at k / tokens_per_second."""
+    if config.ttft_ms:
+        await asyncio.sleep(config.ttft_ms / 1000)
+    pacer = _Pacer(config.tokens_per_second)
+    for k, frames in enumerate(frames_by_token):
+        await pacer.wait(k)
+        for frame in frames:
+            await emitter.send(frame)
 
 
 async def _emit_events(
@@ -127,7 +163,7 @@ async def _emit_events(
     time to first token only if no token was sent before, then tokens_per_second."""
     encoder = EventEncoder(reply)
     opening = encoder.opening()
-    deltas = [encoder.delta(p if k == 0 else " " + p) for k, p in enumerate(reply.text_pieces)]
+    deltas = [encoder.delta(_spaced(k, p)) for k, p in enumerate(reply.text_pieces)]
     closing = encoder.closing()
     skip = starting_after + 1  # events are numbered from 0, in this order
     for frame in opening[skip:]:

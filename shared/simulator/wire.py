@@ -8,17 +8,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .content import CHAT_MODELS, EMBEDDING_MODELS
+from .content import ALL_MODELS, CHAT_MODELS, COMPLETION_MODELS, EMBEDDING_MODELS
 
 FINGERPRINT = "fp_simulated"
 _SAFE = {"filtered": False, "severity": "safe"}
 _HARM = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
-PROMPT_FILTER_RESULTS = [
-    {
-        "prompt_index": 0,
-        "content_filter_results": {**_HARM, "jailbreak": {"filtered": False, "detected": False}},
-    }
-]
+_PROMPT_RESULTS = {**_HARM, "jailbreak": {"filtered": False, "detected": False}}
+
+
+def prompt_filter_results(prompts: int) -> list[dict[str, Any]]:
+    """Azure's annotations of each prompt (chat has one; a completions call one per prompt)."""
+    return [{"prompt_index": i, "content_filter_results": _PROMPT_RESULTS} for i in range(prompts)]
+
+
+PROMPT_FILTER_RESULTS = prompt_filter_results(1)
 _NOT_DETECTED = {"filtered": False, "detected": False}
 CHOICE_FILTER_RESULTS = {
     **_HARM,
@@ -103,14 +106,21 @@ def completion_body(reply: ChatReply) -> bytes:
     return dumps(body).encode()
 
 
-def _frame(obj: Any) -> bytes:
+def frame(obj: Any) -> bytes:
+    """One server-sent event carrying ``obj``."""
     return b"data: " + dumps(obj).encode() + b"\n\n"
 
 
 DONE_FRAME = b"data: [DONE]\n\n"
 # A string no real content contains; its JSON form marks where a token goes in a template.
-_SLOT = "\x00"
-_SLOT_JSON = json.dumps(_SLOT)
+SLOT = "\x00"
+_SLOT_JSON = json.dumps(SLOT)
+
+
+def slot_template(chunk: Any) -> tuple[bytes, bytes]:
+    """The frame of ``chunk`` split around its one ``SLOT`` string: a token's JSON goes between."""
+    prefix, suffix = dumps(chunk).split(_SLOT_JSON)
+    return b"data: " + prefix.encode(), suffix.encode() + b"\n\n"
 
 
 class ChunkEncoder:
@@ -143,9 +153,7 @@ class ChunkEncoder:
         return choice
 
     def _template(self, index: int) -> tuple[bytes, bytes]:
-        chunk = self._chunk([self._choice(index, {"content": _SLOT}, filtered=True)])
-        prefix, suffix = dumps(chunk).split(_SLOT_JSON)
-        return b"data: " + prefix.encode(), suffix.encode() + b"\n\n"
+        return slot_template(self._chunk([self._choice(index, {"content": SLOT}, filtered=True)]))
 
     def azure_prompt_filter(self) -> bytes:
         chunk: dict[str, Any] = {
@@ -158,23 +166,23 @@ class ChunkEncoder:
         }
         if self._reply.include_usage:
             chunk["usage"] = None
-        return _frame(chunk)
+        return frame(chunk)
 
     def role(self, index: int) -> bytes:
         delta = {"role": "assistant", "content": "", "refusal": None}
-        return _frame(self._chunk([self._choice(index, delta)]))
+        return frame(self._chunk([self._choice(index, delta)]))
 
     def token(self, index: int, text: str) -> bytes:
         prefix, suffix = self._templates[index]
         return prefix + json.dumps(text).encode() + suffix
 
     def finish(self, index: int) -> bytes:
-        return _frame(self._chunk([self._choice(index, {}, self._reply.finish_reason)]))
+        return frame(self._chunk([self._choice(index, {}, self._reply.finish_reason)]))
 
     def usage(self) -> bytes:
         chunk = self._chunk([])
         chunk["usage"] = self._reply.usage()
-        return _frame(chunk)
+        return frame(chunk)
 
 
 _CREATED = int(time.time())
@@ -183,21 +191,20 @@ _CREATED = int(time.time())
 def _openai_models() -> bytes:
     data = [
         {"id": model, "object": "model", "created": _CREATED, "owned_by": "system"}
-        for model in sorted(CHAT_MODELS | EMBEDDING_MODELS)
+        for model in sorted(ALL_MODELS)
     ]
     return dumps({"object": "list", "data": data}).encode()
 
 
 def _azure_models() -> bytes:
     data = []
-    for model in sorted(CHAT_MODELS | EMBEDDING_MODELS):
-        chat = model in CHAT_MODELS
+    for model in sorted(ALL_MODELS):
         capabilities = {
             "fine_tune": False,
             "inference": True,
-            "completion": False,
-            "chat_completion": chat,
-            "embeddings": not chat,
+            "completion": model in COMPLETION_MODELS,
+            "chat_completion": model in CHAT_MODELS,
+            "embeddings": model in EMBEDDING_MODELS,
         }
         data.append(
             {
