@@ -27,6 +27,7 @@ class Operation(StrEnum):
     EMBEDDINGS = "embeddings"
     RESPONSES = "responses"
     INPUT_TOKENS = "input_tokens"  # a Responses API input counted, by the model's deployments
+    COMPLETIONS = "completions"  # the legacy text completions API
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,27 @@ STORED_RESPONSES = tuple(
         ("response_input_items", "/input_items", GET),
     )
 )
+# The legacy text completions API (`client.completions.create`), in the four styles.
+LEGACY_COMPLETIONS = (
+    Route(
+        "gateway_completions",
+        "gateway/completions/{model}",
+        POST,
+        Style.GATEWAY,
+        Operation.COMPLETIONS,
+    ),
+    Route(
+        "azure_completions",
+        "openai/deployments/{deployment}/completions",
+        POST,
+        Style.AZURE,
+        Operation.COMPLETIONS,
+    ),
+    Route("openai_completions", "v1/completions", POST, Style.OPENAI, Operation.COMPLETIONS),
+    Route(
+        "azure_v1_completions", "openai/v1/completions", POST, Style.OPENAI, Operation.COMPLETIONS
+    ),
+)
 # Counting a Responses API input (`responses.input_tokens.count`); the model is in the body.
 INPUT_TOKENS = tuple(
     Route(
@@ -135,6 +157,7 @@ ROUTES: tuple[Route, ...] = (
     AZURE_V1_RESPONSES,
     AZURE_RESPONSES,
     AZURE_DEPLOYMENT_RESPONSES,
+    *LEGACY_COMPLETIONS,
     *INPUT_TOKENS,
     *STORED_RESPONSES,
     HEALTH,

@@ -193,3 +193,63 @@ def test_responses_paths_and_the_operations_each_model_serves() -> None:
                 "models": {"m": {"upstream": "v1"}},
             }
         )
+
+
+def _foundry(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "foundry",
+        "endpoint": "https://ai.example.services.ai.azure.com/models",
+        "model": "DeepSeek-R1",
+        "key_secret": "foundry-key",
+        **extra,
+    }
+
+
+def test_a_foundry_upstream_is_reached_on_the_model_inference_api() -> None:
+    config = parse_config(
+        {
+            "upstreams": {
+                "f": _foundry(),
+                "u": _foundry(api_version="2025-01-01", stream_usage=True),
+            },
+            "models": {
+                "deepseek": {"upstream": "f"},
+                "embed": {"upstream": "u", "kind": "embeddings"},
+            },
+        }
+    )
+    upstream = config.upstreams["f"]
+    assert upstream.url(Operation.CHAT) == (
+        "https://ai.example.services.ai.azure.com/models/chat/completions"
+        "?api-version=2024-05-01-preview"
+    )
+    assert (
+        config.upstreams["u"]
+        .url(Operation.EMBEDDINGS)
+        .endswith("/models/embeddings?api-version=2025-01-01")
+    )
+    assert upstream.auth_headers("k") == {"api-key": "k"}
+    assert not upstream.reports_stream_usage and config.upstreams["u"].reports_stream_usage
+    assert config.models["deepseek"].serves == {Operation.CHAT}  # no Responses API there
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"upstream": "f", "kind": "responses"}, "cannot serve responses"),
+        ({"upstream": "f", "kind": "completions"}, "cannot serve completions"),
+        ({"upstream": "f", "serves": ["chat", "responses"]}, "cannot serve responses"),
+    ],
+)
+def test_a_model_cannot_ask_a_foundry_upstream_for_what_it_lacks(
+    model: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"upstreams": {"f": _foundry()}, "models": {"m": model}})
+
+
+def test_a_foundry_upstream_needs_its_model() -> None:
+    spec = _foundry()
+    del spec["model"]
+    with pytest.raises(ConfigError, match="'model' is required"):
+        parse_config({"upstreams": {"f": spec}, "models": {"m": {"upstream": "f"}}})

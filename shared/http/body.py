@@ -75,14 +75,15 @@ def check_interpreted_fields(body: dict[str, Any]) -> None:
         _expect(options, "include_usage", bool, "stream_options.include_usage")
     for name in _TOKEN_FIELDS:
         _at_least(body, name, 1)
-    n = _at_least(body, "n", 1)
-    if n is not None and n > MAX_N:
-        raise bad_request(
-            f"Invalid 'n': integer above maximum value. Expected a value <= {MAX_N}, but got "
-            f"{n} instead.",
-            "integer_above_max_value",
-            "n",
-        )
+    for name in ("n", "best_of"):  # best_of: the legacy completions API's
+        copies = _at_least(body, name, 1)
+        if copies is not None and copies > MAX_N:
+            raise bad_request(
+                f"Invalid '{name}': integer above maximum value. Expected a value <= {MAX_N}, "
+                f"but got {copies} instead.",
+                "integer_above_max_value",
+                name,
+            )
 
 
 def _expect(body: dict[str, Any], name: str, kind: type, param: str | None = None) -> Any:

@@ -1,5 +1,6 @@
 """The gateway's HTTP handlers, on Starlette types (which the Functions HTTP extension uses): model
-calls (chat, responses, embeddings), the model list, health, and what no route takes."""
+calls (chat, responses, legacy completions, embeddings), the model list with each model's
+capabilities, health, and what no route takes."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from shared.usage.content import ContentCapture
 
 
 async def completions(request: Request, route: Route) -> Response:
-    """Chat completions, responses (create) and embeddings, in any of the route styles."""
+    """Chat completions, responses (create), legacy completions and embeddings, in any style."""
     style, operation = route.style, route.operation
     if style is None or operation is None:
         raise TypeError(f"route {route.name} is not a model call")
@@ -57,7 +58,13 @@ async def list_models(request: Request, route: Route) -> Response:
 
     async def work(gateway: Gateway, account: Account, caller: Caller) -> Response:
         data = [
-            {"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}
+            {
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "tollgate",
+                "capabilities": capabilities(m.serves or frozenset({m.operation})),
+            }
             for m in allowed_models(gateway.config, caller)
         ]
         account.close_error(200, None)  # a success with no tokens
@@ -68,6 +75,18 @@ async def list_models(request: Request, route: Route) -> Response:
         )
 
     return await serve(request, style.value, "models", work)
+
+
+def capabilities(serves: frozenset[Operation]) -> dict[str, bool]:
+    """What a model answers, under Azure's model-list names (and `responses`)."""
+    return {
+        "chat_completion": Operation.CHAT in serves,
+        "completion": Operation.COMPLETIONS in serves,
+        "embeddings": Operation.EMBEDDINGS in serves,
+        "responses": Operation.RESPONSES in serves,
+        "inference": True,
+        "fine_tune": False,
+    }
 
 
 async def health(request: Request) -> Response:

@@ -22,6 +22,8 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
         return
     if model.operation is Operation.EMBEDDINGS:
         findings = redactor.redact_embeddings(body)
+    elif model.operation is Operation.COMPLETIONS:
+        findings = redactor.redact_embeddings(body, "prompt")
     elif model.operation is Operation.RESPONSES:
         findings = redactor.redact_responses(body)
     else:

@@ -44,6 +44,7 @@ _CL100K_PREFIXES = (
 IMAGE_TOKENS_LOW = 85
 IMAGE_TOKENS_HIGH = 1445
 _PAYLOAD_KEYS = frozenset({"data", "file_data"})  # base64 audio/file bodies: not text tokens
+LEGACY_MAX_TOKENS = 16  # the completions API's default max_tokens
 _MAX_DEPTH = 8
 
 _lock = threading.Lock()
@@ -88,7 +89,30 @@ def chat_prompt_tokens(body: dict[str, Any], model: str) -> int:
 
 def embedding_input_tokens(body: dict[str, Any], model: str) -> int:
     """Tokens of an embeddings `input`: a string, strings, token ids, or lists of token ids."""
-    value = body.get("input") if isinstance(body, dict) else None
+    return _text_tokens(body.get("input") if isinstance(body, dict) else None, model)
+
+
+def completions_prompt_tokens(body: dict[str, Any], model: str) -> int:
+    """Tokens of a legacy completions `prompt`, shaped as an embeddings input is."""
+    return _text_tokens(body.get("prompt") if isinstance(body, dict) else None, model)
+
+
+def completions_allowance(body: dict[str, Any]) -> int:
+    """Output tokens a legacy completions call may use: `max_tokens` (the API's default is
+    16) for each of max(n, best_of) completions of each prompt."""
+    if not isinstance(body, dict):
+        return LEGACY_MAX_TOKENS
+    value = body.get("max_tokens")
+    per_completion = value if _is_int(value) and value > 0 else LEGACY_MAX_TOKENS
+    copies = max((v for v in (body.get("n"), body.get("best_of")) if _is_int(v)), default=1)
+    prompt = body.get("prompt")
+    batched = isinstance(prompt, list) and prompt and not _is_int(prompt[0])
+    prompts = len(prompt) if batched and isinstance(prompt, list) else 1
+    return per_completion * max(copies, 1) * prompts
+
+
+def _text_tokens(value: object, model: str) -> int:
+    """A string, strings, token ids, or lists of token ids."""
     if isinstance(value, str):
         return len(encoding_for(model).encode_ordinary(value))
     if not isinstance(value, list):

@@ -12,7 +12,7 @@ import aiohttp
 
 from shared.probe.latency_csv import LatencyRow
 from shared.routes import Operation
-from shared.upstream.config import Upstream
+from shared.upstream.upstreams import Upstream
 
 # The seed's benchmark prompt.
 PROBE_MESSAGES = [

@@ -164,14 +164,15 @@ class Redactor:
                     self._replace(part, "text", part["text"], counts)
         return Findings(dict(counts))
 
-    def redact_embeddings(self, body: object) -> Findings:
-        """Masks an embeddings `input` (a string or strings; token id lists are left alone)."""
+    def redact_embeddings(self, body: object, field: str = "input") -> Findings:
+        """Masks an embeddings `input`, or a legacy completions `prompt` (field="prompt"): a
+        string or strings; token id lists are left alone."""
         counts: Counter[str] = Counter()
         if not isinstance(body, dict):
             return Findings()
-        value = body.get("input")
+        value = body.get(field)
         if isinstance(value, str):
-            self._replace(body, "input", value, counts)
+            self._replace(body, field, value, counts)
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, str):

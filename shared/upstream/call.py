@@ -13,7 +13,7 @@ from shared.auth.secrets import SecretNotFound, SecretProviderError
 from shared.errors import GatewayError, upstream_failure
 from shared.routes import Operation
 from shared.upstream.client import UpstreamClient, UpstreamTimeout
-from shared.upstream.config import Upstream
+from shared.upstream.upstreams import Upstream
 
 log = logging.getLogger("tollgate.relay")
 

@@ -10,11 +10,9 @@ from typing import Any
 from shared.errors import ConfigError
 from shared.routes import Operation
 from shared.settings import Settings
+from shared.upstream.upstreams import Upstream, parse_upstream, required
 from shared.usage.counts import Tokens
 
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
-# Azure serves the Responses API on its v1 path (no api-version) or on its preview path.
-DEFAULT_RESPONSES_API_VERSION = "2025-04-01-preview"
 SEED_CHAT_MODELS = (
     "gpt-4o",
     "gpt-4-turbo",
@@ -23,57 +21,9 @@ SEED_CHAT_MODELS = (
     "gpt-35-turbo-0613",
 )
 SEED_EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-ada-002")
+SEED_COMPLETIONS_MODEL = "gpt-35-turbo-instruct"
+SEED_FOUNDRY_MODELS = {"DeepSeek-R1": "chat", "Cohere-embed-v3-multilingual": "embeddings"}
 SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
-
-
-_AZURE_PATHS = {Operation.CHAT: "chat/completions", Operation.EMBEDDINGS: "embeddings"}
-_OPENAI_PATHS = {Operation.CHAT: "/chat/completions", Operation.EMBEDDINGS: "/embeddings"}
-
-
-@dataclass(frozen=True)
-class Upstream:
-    name: str
-    kind: str  # "azure" or "openai"
-    base_url: str
-    target: str  # Azure deployment name, or OpenAI model name
-    key_secret: str
-    api_version: str = DEFAULT_AZURE_API_VERSION
-    responses_api: str = "v1"  # Azure: "v1" (/openai/v1/responses) or "preview"
-    responses_api_version: str = DEFAULT_RESPONSES_API_VERSION
-
-    def url(self, op: Operation) -> str:
-        if op is Operation.RESPONSES:
-            return self._responses_url()
-        if op is Operation.INPUT_TOKENS:
-            return self._responses_url("/input_tokens")
-        if self.kind == "azure":
-            return (
-                f"{self.base_url}/openai/deployments/{self.target}/{_AZURE_PATHS[op]}"
-                f"?api-version={self.api_version}"
-            )
-        return f"{self.base_url}{_OPENAI_PATHS[op]}"
-
-    def _responses_url(self, tail: str = "") -> str:
-        if self.kind != "azure":
-            return f"{self.base_url}/responses{tail}"
-        if self.responses_api == "preview":
-            version = self.responses_api_version
-            return f"{self.base_url}/openai/responses{tail}?api-version={version}"
-        return f"{self.base_url}/openai/v1/responses{tail}"
-
-    def stored_response_url(self, response_id: str, action: str = "") -> str:
-        """A stored response (`action`: "", "cancel" or "input_items"), on this deployment."""
-        return self._responses_url(f"/{response_id}" + (f"/{action}" if action else ""))
-
-    @property
-    def reports_stream_usage(self) -> bool:
-        """Whether it honours `stream_options.include_usage` (Azure: from 2024-09-01)."""
-        return self.kind == "openai" or self.api_version >= "2024-09-01"
-
-    def auth_headers(self, key: str) -> dict[str, str]:
-        if self.kind == "azure":
-            return {"api-key": key}
-        return {"Authorization": f"Bearer {key}"}
 
 
 @dataclass(frozen=True)
@@ -142,6 +92,17 @@ def simulator_config(simulator_url: str) -> GatewayConfig:
         }
         kind = "embeddings" if name in SEED_EMBEDDING_MODELS else "chat"
         models[name] = {"upstream": f"sim-{name}", "kind": kind}
+    upstreams["sim-instruct"] = {**upstreams["sim-gpt-4o"], "deployment": SEED_COMPLETIONS_MODEL}
+    models[SEED_COMPLETIONS_MODEL] = {"upstream": "sim-instruct", "kind": "completions"}
+    for name, kind in SEED_FOUNDRY_MODELS.items():  # Azure AI Foundry catalogue models
+        upstreams[f"sim-{name}"] = {
+            "type": "foundry",
+            "endpoint": f"{simulator_url}/models",
+            "model": name,
+            "key_secret": SIMULATOR_KEY_SECRET,
+            "stream_usage": True,
+        }
+        models[name] = {"upstream": f"sim-{name}", "kind": kind}
     return parse_config({"upstreams": upstreams, "models": models})
 
 
@@ -149,7 +110,7 @@ def parse_config(raw: Any) -> GatewayConfig:
     if not isinstance(raw, dict):
         raise ConfigError("gateway configuration must be a JSON object")
     upstreams = {
-        name: _parse_upstream(name, spec) for name, spec in _section(raw, "upstreams").items()
+        name: parse_upstream(name, spec) for name, spec in _section(raw, "upstreams").items()
     }
     models = {
         name: _parse_model(name, spec, upstreams) for name, spec in _section(raw, "models").items()
@@ -176,41 +137,6 @@ def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return section
 
 
-def _require(spec: dict[str, Any], field: str, where: str) -> str:
-    value = spec.get(field)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: '{field}' is required")
-    return value
-
-
-def _parse_upstream(name: str, spec: Any) -> Upstream:
-    where = f"upstream '{name}'"
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{where} must be an object")
-    kind = spec.get("type")
-    if kind == "azure":
-        return Upstream(
-            name=name,
-            kind="azure",
-            base_url=_require(spec, "endpoint", where).rstrip("/"),
-            target=_require(spec, "deployment", where),
-            key_secret=_require(spec, "key_secret", where),
-            api_version=spec.get("api_version") or DEFAULT_AZURE_API_VERSION,
-            responses_api=_choice(spec, "responses_api", ("v1", "preview"), where),
-            responses_api_version=spec.get("responses_api_version")
-            or DEFAULT_RESPONSES_API_VERSION,
-        )
-    if kind == "openai":
-        return Upstream(
-            name=name,
-            kind="openai",
-            base_url=spec.get("base_url", "https://api.openai.com/v1").rstrip("/"),
-            target=_require(spec, "model", where),
-            key_secret=_require(spec, "key_secret", where),
-        )
-    raise ConfigError(f"{where}: 'type' must be 'azure' or 'openai'")
-
-
 def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> PublicModel:
     where = f"model '{name}'"
     if not isinstance(spec, dict):
@@ -221,8 +147,9 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
         if operation not in _SERVABLE:
             raise ValueError(operation)
     except ValueError:
-        raise ConfigError(f"{where}: 'kind' must be 'chat', 'responses' or 'embeddings'") from None
-    serves = _serves(spec, operation, where)
+        kinds = "'chat', 'responses', 'completions' or 'embeddings'"
+        raise ConfigError(f"{where}: 'kind' must be {kinds}") from None
+    serves = _served_by_pool(_serves(spec, operation, where), pool, spec, where)
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
@@ -257,7 +184,23 @@ _SERVABLE = {
     Operation.CHAT: (Operation.CHAT, Operation.RESPONSES),
     Operation.RESPONSES: (Operation.RESPONSES,),
     Operation.EMBEDDINGS: (Operation.EMBEDDINGS,),
+    Operation.COMPLETIONS: (Operation.COMPLETIONS,),
 }
+
+
+def _served_by_pool(
+    serves: frozenset[Operation], pool: tuple[PoolMember, ...], spec: dict[str, Any], where: str
+) -> frozenset[Operation]:
+    """What every member of the pool can answer: a chat model with a Foundry deployment in its
+    pool answers chat only, unless `serves` asked for more (then the configuration is wrong)."""
+    for member in pool:
+        missing = serves - member.upstream.operations
+        if missing and (spec.get("serves") is not None or serves == missing):
+            names = ", ".join(sorted(op.value for op in missing))
+            message = f"{where}: upstream '{member.upstream.name}' cannot serve {names}"
+            raise ConfigError(message)
+        serves -= missing
+    return serves
 
 
 def _serves(spec: dict[str, Any], kind: Operation, where: str) -> frozenset[Operation]:
@@ -277,14 +220,14 @@ def _parse_pool(
     """`"upstream": "name"`, or `"upstreams": [{"upstream", "priority", "weight"}, ...]`."""
     members = spec.get("upstreams")
     if members is None:
-        members = [{"upstream": _require(spec, "upstream", where)}]
+        members = [{"upstream": required(spec, "upstream", where)}]
     if not isinstance(members, list) or not members:
         raise ConfigError(f"{where}: 'upstreams' must be a non-empty list")
     pool: list[PoolMember] = []
     for member in members:
         if not isinstance(member, dict):
             raise ConfigError(f"{where}: each of 'upstreams' must be an object")
-        name = _require(member, "upstream", where)
+        name = required(member, "upstream", where)
         if name not in upstreams:
             raise ConfigError(f"{where}: unknown upstream '{name}'")
         priority, weight = member.get("priority", 1), member.get("weight", 1)
@@ -294,13 +237,6 @@ def _parse_pool(
     if len({m.upstream.name for m in pool}) != len(pool):
         raise ConfigError(f"{where}: an upstream appears twice in its pool")
     return tuple(pool)
-
-
-def _choice(spec: dict[str, Any], field: str, choices: tuple[str, ...], where: str) -> str:
-    value = spec.get(field, choices[0])
-    if value not in choices:
-        raise ConfigError(f"{where}: '{field}' must be one of {', '.join(choices)}")
-    return str(value)
 
 
 def _whole(value: Any) -> bool:

@@ -20,9 +20,10 @@ from shared.routes import Operation
 from shared.upstream.balancer import Balancer
 from shared.upstream.call import call_upstream, transport_error
 from shared.upstream.client import UpstreamClient
-from shared.upstream.config import PublicModel, Upstream
+from shared.upstream.config import PublicModel
 from shared.upstream.scrub import error_answer, headers_without_key
 from shared.upstream.streams import KeepAliveStream, RelayedStream
+from shared.upstream.upstreams import Upstream
 from shared.usage.account import Account
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_failover, record_upstream_error
@@ -151,7 +152,8 @@ class Dispatcher:
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
             responses = model.operation is Operation.RESPONSES
-            tap = UsageTap(strip_usage, responses) if stream else None
+            completions = model.operation is Operation.COMPLETIONS
+            tap = UsageTap(strip_usage, responses, completions) if stream else None
             return await _answer(resp, upstream, request_id, tap, account, key)
         return self._exhausted(model, last, account)
 
@@ -298,11 +300,12 @@ async def _read(resp: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
 def _body_for(
     payload: dict[str, Any], upstream: Upstream, stream: bool, operation: Operation
 ) -> tuple[bytes, bool]:
-    """The request as this upstream gets it: its own model name and, for a chat stream, a
-    request for usage (a Responses stream always ends with it). Also says whether the client
-    must not see that usage chunk."""
+    """The request as this upstream gets it: its own model name and, for a chat or completions
+    stream, a request for usage (a Responses stream always ends with it). Also says whether the
+    client must not see that usage chunk."""
     body = {**payload, "model": upstream.target}
-    strip = stream and operation is Operation.CHAT and _ask_for_usage(body, upstream)
+    asks = operation is Operation.CHAT or operation is Operation.COMPLETIONS
+    strip = stream and asks and _ask_for_usage(body, upstream)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), strip
 
 

@@ -14,6 +14,8 @@ from shared.limits.limiter import Limiter, Reservation
 from shared.limits.tokens import (
     chat_prompt_tokens,
     completion_allowance,
+    completions_allowance,
+    completions_prompt_tokens,
     embedding_input_tokens,
     responses_input_tokens,
 )
@@ -40,6 +42,9 @@ def estimate(
     if operation is Operation.RESPONSES:
         prompt = responses_input_tokens(body, tokenizer_model)
         return prompt, prompt + completion_allowance(body, default)
+    if operation is Operation.COMPLETIONS:
+        prompt = completions_prompt_tokens(body, tokenizer_model)
+        return prompt, prompt + completions_allowance(body)
     prompt = chat_prompt_tokens(body, tokenizer_model)
     return prompt, prompt + completion_allowance(body, default)
 

@@ -21,6 +21,7 @@ _EVENT_END = re.compile(rb"\n\r?\n")
 # in a Responses API stream, its events' deltas.
 _TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"')
 _RESPONSES_TEXT_KEYS = (b'"delta"',)
+_COMPLETIONS_TEXT_KEYS = (b'"text"',)  # legacy completions: choices[].text
 # The Responses API's terminal events carry the usage inside their `response`.
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _WHITESPACE = b" \t\r\n"
@@ -51,10 +52,18 @@ class UsageTap:
         "usage",
     )
 
-    def __init__(self, strip_usage_chunk: bool, responses: bool = False) -> None:
+    def __init__(
+        self, strip_usage_chunk: bool, responses: bool = False, completions: bool = False
+    ) -> None:
         self.strip_usage_chunk = strip_usage_chunk
         self._responses = responses  # a Responses API stream: events, usage in the last one
-        self._text_keys = _RESPONSES_TEXT_KEYS if responses else _TEXT_KEYS
+        self._text_keys = (
+            _RESPONSES_TEXT_KEYS
+            if responses
+            else _COMPLETIONS_TEXT_KEYS
+            if completions
+            else _TEXT_KEYS
+        )
         self.usage: dict[str, int] | None = None
         self.completion_text_chars = 0
         self.completion_pieces = 0
