@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from shared.auth.entra import EntraValidator, entra_jwks_url
 from shared.auth.jwks import JwksCache
 from shared.auth.secret_cache import CachedSecrets
-from shared.auth.secrets import build_credential, secret_provider_from
+from shared.auth.secrets import build_credential
+from shared.auth.upstream_credentials import secret_provider_from
 from shared.errors import ConfigError, GatewayError, server_error
 from shared.host.tuning import tune_process
 from shared.limits.limiter import Limiter

@@ -18,8 +18,6 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.settings import Settings
-
 __all__ = [
     "ENV_PREFIX",
     "EnvSecretProvider",
@@ -30,7 +28,6 @@ __all__ = [
     "build_credential",
     "build_secret_provider",
     "running_in_azure",
-    "secret_provider_from",
 ]
 
 ENV_PREFIX = "TOLLGATE_SECRET_"
@@ -152,12 +149,3 @@ def build_secret_provider(
     if ca_file:
         client_kwargs["connection_verify"] = ca_file
     return KeyVaultSecretProvider(vault_url, build_credential(client_id), **client_kwargs)
-
-
-def secret_provider_from(settings: Settings) -> SecretProvider:
-    return build_secret_provider(
-        settings.keyvault_url,
-        settings.azure_client_id,
-        ca_file=settings.keyvault_ca_file,
-        verify_challenge_resource=settings.keyvault_verify_challenge_resource,
-    )

@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from shared.auth.secrets import SecretNotFound, SecretProviderError, secret_provider_from
+from shared.auth.secrets import SecretNotFound, SecretProviderError
+from shared.auth.upstream_credentials import secret_provider_from
 from shared.cli.errors import CommandError
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.run import schedule, targets, time_requests

@@ -16,8 +16,8 @@ from shared.auth.secrets import (
     SecretNotFound,
     SecretProvider,
     SecretProviderError,
-    secret_provider_from,
 )
+from shared.auth.upstream_credentials import secret_provider_from
 from shared.probe.delivery import Delivery, deliver
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.measure import Target, direct_target, gateway_target, measure

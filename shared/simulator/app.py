@@ -9,6 +9,7 @@ from aiohttp import web
 from .config import SimulatorConfig
 from .control import add_control_routes
 from .handlers import route
+from .images import IMAGE_ROUTE, serve_image
 from .state import REQUEST_ID, STATE, SimState
 
 _AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
@@ -34,10 +35,12 @@ def create_app(config: SimulatorConfig) -> web.Application:
         router.add_post(prefix + "/chat/completions", route("chat", azure=False))
         router.add_post(prefix + "/completions", route("completions", azure=False))
         router.add_post(prefix + "/embeddings", route("embeddings", azure=False))
+        router.add_post(prefix + "/images/generations", route("images", azure=False))
     router.add_get("/v1/models", route("models", azure=False))
     router.add_post(f"{_AZURE_DEPLOYMENT}/chat/completions", route("chat", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/completions", route("completions", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/embeddings", route("embeddings", azure=True))
+    router.add_post(f"{_AZURE_DEPLOYMENT}/images/generations", route("images", azure=True))
     router.add_get("/openai/models", route("models", azure=True))
     router.add_post(_FOUNDRY + "/chat/completions", route("chat", azure=False, foundry=True))
     router.add_post(_FOUNDRY + "/embeddings", route("embeddings", azure=False, foundry=True))
@@ -52,6 +55,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
         router.add_post(one + "/{action:cancel}", route("stored", azure=azure))
         router.add_get(one + "/{action:input_items}", route("stored", azure=azure))
     add_control_routes(app)
+    router.add_get(IMAGE_ROUTE, serve_image)  # an image answer's `url`
     # Registered last so that they only catch what nothing above matched.
     router.add_route("*", "/v1/{tail:.*}", route("unknown", azure=False))
     router.add_route("*", "/openai/{tail:.*}", route("unknown", azure=True))

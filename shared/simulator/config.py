@@ -18,6 +18,7 @@ class SimulatorConfig:
     tokens_per_second: float = 0
     completion_tokens: int = 16
     background_ms: float = 0  # how long a `background: true` response takes to finish
+    entra_audience: str = ""  # when set, Entra bearer tokens for this audience are accepted
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -49,6 +50,11 @@ def apply_config_update(config: SimulatorConfig, update: Any) -> None:
         if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
             raise ValueError("api_keys must be a list of non-empty strings")
         changes["api_keys"] = set(keys)
+    if "entra_audience" in update:
+        audience = update["entra_audience"]
+        if not isinstance(audience, str):
+            raise ValueError("entra_audience must be a string")
+        changes["entra_audience"] = audience
     for name, value in changes.items():
         setattr(config, name, value)
 

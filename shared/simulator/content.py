@@ -29,7 +29,9 @@ EMBEDDING_MODELS = (
 COMPLETION_MODELS = frozenset(
     {"gpt-35-turbo-instruct", "gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"}
 )
-ALL_MODELS = CHAT_MODELS | EMBEDDING_MODELS | COMPLETION_MODELS
+# The image generation models (`/images/generations`).
+IMAGE_MODELS = frozenset({"dall-e-3", "dall-e-2", "gpt-image-1"})
+ALL_MODELS = CHAT_MODELS | EMBEDDING_MODELS | COMPLETION_MODELS | IMAGE_MODELS
 # The models each operation answers for; any other known model is the wrong operation's.
 MODELS_BY_OPERATION = {
     "chat": CHAT_MODELS,
@@ -37,6 +39,7 @@ MODELS_BY_OPERATION = {
     "input_tokens": CHAT_MODELS,
     "embeddings": EMBEDDING_MODELS,
     "completions": COMPLETION_MODELS,
+    "images": IMAGE_MODELS,
 }
 EMBEDDING_DIMS = {
     "text-embedding-3-small": 1536,

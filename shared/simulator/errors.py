@@ -48,9 +48,9 @@ def azure_body(code: str, message: str) -> Any:
     return {"error": {"code": code, "message": message}}
 
 
-def bad_request(message: str, param: str | None = None) -> ApiError:
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     # Azure passes the model's validation errors through in the OpenAI shape.
-    return ApiError(400, openai_body(message, "invalid_request_error", None, param))
+    return ApiError(400, openai_body(message, "invalid_request_error", code, param))
 
 
 _OPENAI_NO_KEY = (
@@ -89,7 +89,11 @@ def model_not_found(azure: bool, model: str) -> ApiError:
 
 
 # Azure's names for the operations in its OperationNotSupported message.
-_AZURE_OPERATION_NAMES = {"chat": "chatCompletion", "completions": "completion"}
+_AZURE_OPERATION_NAMES = {
+    "chat": "chatCompletion",
+    "completions": "completion",
+    "images": "imageGeneration",
+}
 
 
 def wrong_operation(azure: bool, model: str, operation: str) -> ApiError:
@@ -134,6 +138,7 @@ _AZURE_OPERATIONS = {
     "chat": "ChatCompletions_Create",
     "completions": "Completions_Create",
     "embeddings": "Embeddings_Create",
+    "images": "ImageGenerations_Create",
 }
 
 

@@ -23,6 +23,9 @@ from .completions import (
 )
 from .config import SimulatorConfig
 from .embeddings import embeddings_body
+from .entra import entra_token_accepted
+from .images import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
+from .images import images_body, parse_request
 from .responses import input_tokens_body, response_body, responses_reply
 from .state import REQUEST_ID, STATE, Call, SimState
 from .stored import find, starting_after, store, stored_answer
@@ -117,7 +120,9 @@ def _presented_key(call: Call) -> str | None:
 
 def _check_access(call: Call, state: SimState) -> None:
     key = _presented_key(call)
-    if key is None or key not in state.config.api_keys:
+    if key is not None and entra_token_accepted(key, state.config.entra_audience):
+        call.record["auth"] = "entra"
+    elif key is None or key not in state.config.api_keys:
         raise errors.unauthorized(call.azure or call.foundry, key is not None)
     if call.foundry:
         # Foundry answers a missing or unknown api-version as a path it does not have.
@@ -149,6 +154,8 @@ def _named_model(call: Call) -> str:
     """The deployment in an Azure path, else the body's `model` (Foundry: or its header)."""
     in_path = call.azure and call.operation not in _RESPONSES_OPERATIONS
     model: Any = call.request.match_info["deployment"] if in_path else call.body.get("model")
+    if model is None and call.operation == "images" and not call.foundry:
+        model = DEFAULT_IMAGE_MODEL  # OpenAI's default when a request names no model
     if call.foundry and model is None:
         model = call.request.headers.get("x-ms-model-mesh-model-name")
     if not isinstance(model, str) or not model:
@@ -325,6 +332,16 @@ async def _embeddings(call: Call, state: SimState) -> web.StreamResponse:
     return _ok(call, body)
 
 
+async def _images(call: Call, state: SimState) -> web.StreamResponse:
+    assert call.model is not None
+    request = parse_request(call.body, call.model)
+    await _admit(call, state)
+    await _generate(state.config, 0)
+    if call.fault is not None and call.fault.reset_after_chunks is not None:
+        return _reset_response(call)
+    return _ok(call, images_body(request, call.model, str(call.request.url.origin())))
+
+
 async def _responses(call: Call, state: SimState) -> web.StreamResponse:
     assert call.model is not None
     reply = responses_reply(call.body, call.model, call.azure, state.config.completion_tokens)
@@ -385,5 +402,6 @@ _OPERATIONS: dict[str, Operation] = {
     "stored": _stored,
     "input_tokens": _input_tokens,
     "embeddings": _embeddings,
+    "images": _images,
     "models": _models,
 }

@@ -27,8 +27,8 @@ class Call:
 
     request: web.Request
     azure: bool
-    # "chat" | "completions" | "embeddings" | "responses" | "stored" | "input_tokens" | "models"
-    # | "unknown"
+    # "chat" | "completions" | "embeddings" | "images" | "responses" | "stored" | "input_tokens"
+    # | "models" | "unknown"
     operation: str
     record: dict[str, Any]
     body: Any = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shared.auth.upstream_credentials import COGNITIVE_SERVICES_SCOPE, entra_secret_name
 from shared.errors import ConfigError
 from shared.routes import Operation
 
@@ -39,6 +40,7 @@ class Upstream:
     responses_api: str = "v1"  # Azure: "v1" (/openai/v1/responses) or "preview"
     responses_api_version: str = DEFAULT_RESPONSES_API_VERSION
     stream_usage: bool | None = None  # honours stream_options.include_usage (None: by kind)
+    entra: bool = False  # the gateway's Entra token (key_secret names its scope), not a key
 
     @property
     def operations(self) -> frozenset[Operation]:
@@ -82,7 +84,7 @@ class Upstream:
         return self.kind == "openai" or self.api_version >= "2024-09-01"
 
     def auth_headers(self, key: str) -> dict[str, str]:
-        if self.kind in ("azure", "foundry"):
+        if self.kind in ("azure", "foundry") and not self.entra:
             return {"api-key": key}
         return {"Authorization": f"Bearer {key}"}
 
@@ -98,7 +100,8 @@ def parse_upstream(name: str, spec: Any) -> Upstream:
             kind="azure",
             base_url=required(spec, "endpoint", where).rstrip("/"),
             target=required(spec, "deployment", where),
-            key_secret=required(spec, "key_secret", where),
+            key_secret=_credential(spec, where),
+            entra=spec.get("auth") == "entra",
             api_version=spec.get("api_version") or DEFAULT_AZURE_API_VERSION,
             responses_api=one_of(spec, "responses_api", ("v1", "preview"), where),
             responses_api_version=spec.get("responses_api_version")
@@ -122,11 +125,26 @@ def parse_upstream(name: str, spec: Any) -> Upstream:
             kind="foundry",
             base_url=endpoint,
             target=required(spec, "model", where),
-            key_secret=required(spec, "key_secret", where),
+            key_secret=_credential(spec, where),
+            entra=spec.get("auth") == "entra",
             api_version=spec.get("api_version") or DEFAULT_FOUNDRY_API_VERSION,
             stream_usage=stream_usage,
         )
     raise ConfigError(f"{where}: 'type' must be 'azure', 'openai' or 'foundry'")
+
+
+def _credential(spec: dict[str, Any], where: str) -> str:
+    """The name of an Azure upstream's credential: its key's secret, or with `"auth": "entra"`
+    the scope of the gateway identity's token (Azure OpenAI's and Foundry's by default)."""
+    auth = one_of(spec, "auth", ("key", "entra"), where)
+    if auth == "key":
+        return required(spec, "key_secret", where)
+    if "key_secret" in spec:
+        raise ConfigError(f'{where}: \'key_secret\' and "auth": "entra" exclude each other')
+    scope = spec.get("scope", COGNITIVE_SERVICES_SCOPE)
+    if not isinstance(scope, str) or not scope.startswith("https://"):
+        raise ConfigError(f"{where}: 'scope' must be an https:// scope")
+    return entra_secret_name(scope)
 
 
 def required(spec: dict[str, Any], field: str, where: str) -> str:
