@@ -125,6 +125,8 @@ def _bound(handler: Handler, route: routes.Route) -> Callable[[Request], Any]:
 
 for _route in routes.LEGACY_COMPLETIONS:  # the seed's, Azure's, OpenAI's and Azure v1's style
     http_function(_route)(_bound(handlers.completions, _route))
+for _route in routes.IMAGE_GENERATIONS:
+    http_function(_route)(_bound(handlers.completions, _route))
 for _route in routes.STORED_RESPONSES:  # retrieve, delete, cancel, input items: 9 functions
     http_function(_route)(_bound(responses_api.stored_response, _route))
 for _route in routes.INPUT_TOKENS:  # OpenAI, Azure v1 and Azure preview paths

@@ -28,6 +28,7 @@ class Operation(StrEnum):
     RESPONSES = "responses"
     INPUT_TOKENS = "input_tokens"  # a Responses API input counted, by the model's deployments
     COMPLETIONS = "completions"  # the legacy text completions API
+    IMAGES = "images"  # image generation
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,25 @@ LEGACY_COMPLETIONS = (
         "azure_v1_completions", "openai/v1/completions", POST, Style.OPENAI, Operation.COMPLETIONS
     ),
 )
+# Image generation (`client.images.generate`), in the four styles.
+IMAGE_GENERATIONS = (
+    Route(
+        "gateway_images",
+        "gateway/images/generations/{model}",
+        POST,
+        Style.GATEWAY,
+        Operation.IMAGES,
+    ),
+    Route(
+        "azure_images",
+        "openai/deployments/{deployment}/images/generations",
+        POST,
+        Style.AZURE,
+        Operation.IMAGES,
+    ),
+    Route("openai_images", "v1/images/generations", POST, Style.OPENAI, Operation.IMAGES),
+    Route("azure_v1_images", "openai/v1/images/generations", POST, Style.OPENAI, Operation.IMAGES),
+)
 # Counting a Responses API input (`responses.input_tokens.count`); the model is in the body.
 INPUT_TOKENS = tuple(
     Route(
@@ -158,6 +178,7 @@ ROUTES: tuple[Route, ...] = (
     AZURE_RESPONSES,
     AZURE_DEPLOYMENT_RESPONSES,
     *LEGACY_COMPLETIONS,
+    *IMAGE_GENERATIONS,
     *INPUT_TOKENS,
     *STORED_RESPONSES,
     HEALTH,

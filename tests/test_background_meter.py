@@ -72,7 +72,7 @@ class Harness:
             self.looked += 1
             return self._answers.pop(0) if self._answers else {"status": "in_progress"}
 
-        def price(model: str, tokens: Tokens) -> float:
+        def price(model: str, tokens: Tokens, images: int) -> float:
             return tokens.prompt * 0.001 + tokens.completion * 0.002
 
         self.meter = BackgroundMeter(

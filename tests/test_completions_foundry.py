@@ -4,6 +4,7 @@ upstream's usage, redacted, and a pool mixing a Foundry deployment with an Azure
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,76 @@ def test_the_model_list_says_what_each_model_answers(live: Live) -> None:
     assert found["gpt-4o"]["chat_completion"] and found["gpt-4o"]["responses"]
     assert found["DeepSeek-R1"]["chat_completion"] and not found["DeepSeek-R1"]["responses"]
     assert found["text-embedding-3-small"]["embeddings"]
+
+
+@pytest.mark.parametrize("style", ["openai", "azure"])
+def test_images_are_generated_recorded_and_priced_per_image(
+    live: Live, tmp_path: Path, style: str
+) -> None:
+    config = {
+        "upstreams": {
+            "painter": {
+                "type": "azure",
+                "endpoint": live.simulator.url,
+                "deployment": "gpt-image-1",
+                "key_secret": "simulator-key",
+            }
+        },
+        "models": {
+            "painter": {
+                "upstream": "painter",
+                "kind": "images",
+                "price": {"per_image": 0.04, "prompt_per_million": 5, "completion_per_million": 40},
+            }
+        },
+    }
+    settings = {"TOLLGATE_CONFIG_JSON": json.dumps(config)}
+    with gateway_rig(tmp_path, settings, simulator=live.simulator) as rig:
+        if style == "azure":
+            sdk: OpenAI = AzureOpenAI(
+                azure_endpoint=rig.gateway.url, api_key=rig.key, api_version="2024-10-21"
+            )
+        else:
+            sdk = openai_client(rig.gateway.url, rig.key)
+        live.sim("DELETE", "requests")
+        made = sdk.images.generate(model="painter", prompt="a toll gate at dawn", n=2)
+        (seen,) = live.sim_requests()
+        record = rig.wait_for_record(lambda r: r["operation"] == "images")
+    assert made.data is not None and len(made.data) == 2
+    image = base64.b64decode(made.data[0].b64_json or "")
+    assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    assert seen["path"] == "/openai/deployments/gpt-image-1/images/generations"
+    assert made.usage is not None and record["images"] == 2
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        made.usage.input_tokens,
+        made.usage.output_tokens,
+    )
+    tokens_cost = (made.usage.input_tokens * 5 + made.usage.output_tokens * 40) / 1e6
+    assert record["cost"] == pytest.approx(2 * 0.04 + tokens_cost)
+
+
+def test_an_image_prompt_is_redacted_and_a_chat_model_draws_nothing(
+    live: Live, tmp_path: Path
+) -> None:
+    with gateway_rig(tmp_path, FRESH_REGISTRY, simulator=live.simulator) as rig:
+        env = {
+            "TOLLGATE_REGISTRY": str(tmp_path / "systems.json"),
+            "TOLLGATE_SIMULATOR_URL": live.simulator.url,
+            "TOLLGATE_SECRET_SIMULATOR_KEY": SIM_KEY,
+        }
+        key = new_system(env, "artist")
+        masked = tollgate("systems", "update", "artist", "--redaction", "mask", env=env)
+        assert masked.returncode == 0, masked.stderr
+        sdk = openai_client(rig.gateway.url, key)
+        live.sim("DELETE", "requests")
+        sdk.images.generate(model="dall-e-3", prompt="portrait of A123456789", n=1)
+        (seen,) = live.sim_requests()
+        refused = requests.post(
+            f"{rig.gateway.url}/v1/images/generations",
+            headers={"api-key": key},
+            json={"model": "gpt-4o", "prompt": "x"},
+            timeout=30,
+        )
+    assert "A123456789" not in json.dumps(seen["body"]) and "[TW_ID]" in seen["body"]["prompt"]
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "operation_not_supported"

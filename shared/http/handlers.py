@@ -84,6 +84,7 @@ def capabilities(serves: frozenset[Operation]) -> dict[str, bool]:
         "completion": Operation.COMPLETIONS in serves,
         "embeddings": Operation.EMBEDDINGS in serves,
         "responses": Operation.RESPONSES in serves,
+        "image_generation": Operation.IMAGES in serves,
         "inference": True,
         "fine_tune": False,
     }

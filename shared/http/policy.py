@@ -22,7 +22,7 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
         return
     if model.operation is Operation.EMBEDDINGS:
         findings = redactor.redact_embeddings(body)
-    elif model.operation is Operation.COMPLETIONS:
+    elif model.operation is Operation.COMPLETIONS or model.operation is Operation.IMAGES:
         findings = redactor.redact_embeddings(body, "prompt")
     elif model.operation is Operation.RESPONSES:
         findings = redactor.redact_responses(body)

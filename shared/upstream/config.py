@@ -22,8 +22,28 @@ SEED_CHAT_MODELS = (
 )
 SEED_EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-ada-002")
 SEED_COMPLETIONS_MODEL = "gpt-35-turbo-instruct"
+SEED_IMAGE_MODELS = ("dall-e-3", "gpt-image-1")
 SEED_FOUNDRY_MODELS = {"DeepSeek-R1": "chat", "Cohere-embed-v3-multilingual": "embeddings"}
 SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
+
+
+@dataclass(frozen=True)
+class Prices:
+    """A model's prices in the price table's currency: per million tokens, and per image."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+    cached_prompt: float | None = None  # None: cached prompt tokens at the prompt price
+    image: float = 0.0
+
+    def cost(self, tokens: Tokens, images: int = 0) -> float:
+        cached = min(tokens.cached, tokens.prompt) if self.cached_prompt is not None else 0
+        per_million = (
+            (tokens.prompt - cached) * self.prompt
+            + cached * (self.cached_prompt or 0.0)
+            + tokens.completion * self.completion
+        )
+        return per_million / 1e6 + images * self.image
 
 
 @dataclass(frozen=True)
@@ -39,10 +59,8 @@ class PublicModel:
     operation: Operation  # as served on one route (config.served), else the model's kind
     pool: tuple[PoolMember, ...]
     tokenizer: str  # the model name whose encoding counts this model's tokens
-    prompt_price: float = 0.0  # per million tokens, in the price table's currency
-    completion_price: float = 0.0
+    prices: Prices = field(default_factory=lambda: Prices())
     serves: frozenset[Operation] = frozenset()  # the operations it answers (its kind if empty)
-    cached_price: float | None = None  # cached prompt tokens; None: at the prompt price
     pinned_for: str = ""  # the stored response whose deployment this pool was narrowed to
 
     @property
@@ -58,16 +76,9 @@ class GatewayConfig:
     # Each model as served by each operation it serves (chat models: chat and responses).
     served: dict[tuple[str, Operation], PublicModel] = field(default_factory=dict)
 
-    def cost(self, model: str, tokens: Tokens) -> float:
+    def cost(self, model: str, tokens: Tokens, images: int = 0) -> float:
         entry = self.models.get(model)
-        if entry is None:
-            return 0.0
-        cached = min(tokens.cached, tokens.prompt) if entry.cached_price is not None else 0
-        return (
-            (tokens.prompt - cached) * entry.prompt_price
-            + cached * (entry.cached_price or 0.0)
-            + tokens.completion * entry.completion_price
-        ) / 1e6
+        return 0.0 if entry is None else entry.prices.cost(tokens, images)
 
 
 def load_config(settings: Settings) -> GatewayConfig:
@@ -94,6 +105,9 @@ def simulator_config(simulator_url: str) -> GatewayConfig:
         models[name] = {"upstream": f"sim-{name}", "kind": kind}
     upstreams["sim-instruct"] = {**upstreams["sim-gpt-4o"], "deployment": SEED_COMPLETIONS_MODEL}
     models[SEED_COMPLETIONS_MODEL] = {"upstream": "sim-instruct", "kind": "completions"}
+    for name in SEED_IMAGE_MODELS:
+        upstreams[f"sim-{name}"] = {**upstreams["sim-gpt-4o"], "deployment": name}
+        models[name] = {"upstream": f"sim-{name}", "kind": "images"}
     for name, kind in SEED_FOUNDRY_MODELS.items():  # Azure AI Foundry catalogue models
         upstreams[f"sim-{name}"] = {
             "type": "foundry",
@@ -147,37 +161,29 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
         if operation not in _SERVABLE:
             raise ValueError(operation)
     except ValueError:
-        kinds = "'chat', 'responses', 'completions' or 'embeddings'"
+        kinds = "'chat', 'responses', 'completions', 'embeddings' or 'images'"
         raise ConfigError(f"{where}: 'kind' must be {kinds}") from None
     serves = _served_by_pool(_serves(spec, operation, where), pool, spec, where)
     tokenizer = spec.get("tokenizer") or name
     if not isinstance(tokenizer, str):
         raise ConfigError(f"{where}: 'tokenizer' must be a model name")
-    prompt_price, completion_price, cached_price = _prices(spec.get("price") or {}, where)
-    return PublicModel(
-        name,
-        operation,
-        pool,
-        tokenizer,
-        prompt_price,
-        completion_price,
-        serves,
-        cached_price,
-    )
+    prices = _prices(spec.get("price") or {}, where)
+    return PublicModel(name, operation, pool, tokenizer, prices, serves)
 
 
-def _prices(price: Any, where: str) -> tuple[float, float, float | None]:
-    """(prompt, completion, cached prompt) per million tokens; cached None when not given."""
+def _prices(price: Any, where: str) -> Prices:
     if not isinstance(price, dict):
         raise ConfigError(f"{where}: 'price' must be an object")
-    values = [price.get(name, 0) for name in ("prompt_per_million", "completion_per_million")]
+    names = ("prompt_per_million", "completion_per_million", "per_image")
+    values = [price.get(name, 0) for name in names]
     cached = price.get("cached_prompt_per_million")
     if not all(
         isinstance(p, int | float) and not isinstance(p, bool) and p >= 0
         for p in (*values, 0 if cached is None else cached)
     ):
-        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens)")
-    return float(values[0]), float(values[1]), None if cached is None else float(cached)
+        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens, or per image)")
+    prompt, completion, image = (float(v) for v in values)
+    return Prices(prompt, completion, None if cached is None else float(cached), image)
 
 
 _SERVABLE = {
@@ -185,6 +191,7 @@ _SERVABLE = {
     Operation.RESPONSES: (Operation.RESPONSES,),
     Operation.EMBEDDINGS: (Operation.EMBEDDINGS,),
     Operation.COMPLETIONS: (Operation.COMPLETIONS,),
+    Operation.IMAGES: (Operation.IMAGES,),
 }
 
 

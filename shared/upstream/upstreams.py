@@ -21,6 +21,7 @@ _AZURE_PATHS = {
     Operation.CHAT: "chat/completions",
     Operation.EMBEDDINGS: "embeddings",
     Operation.COMPLETIONS: "completions",
+    Operation.IMAGES: "images/generations",
 }
 _OPENAI_PATHS = {op: "/" + path for op, path in _AZURE_PATHS.items()}
 _FOUNDRY_PATHS = {

@@ -45,6 +45,9 @@ def estimate(
     if operation is Operation.COMPLETIONS:
         prompt = completions_prompt_tokens(body, tokenizer_model)
         return prompt, prompt + completions_allowance(body)
+    if operation is Operation.IMAGES:  # priced per image; tokens only where reported
+        prompt = completions_prompt_tokens(body, tokenizer_model)
+        return prompt, prompt
     prompt = chat_prompt_tokens(body, tokenizer_model)
     return prompt, prompt + completion_allowance(body, default)
 
@@ -79,6 +82,7 @@ class Account:
         self._closed = False
         self.content: ContentCapture | None = None  # only for systems that opted in
         self.response_id = ""  # the stored response a Responses API call created
+        self.images = 0  # images generated, priced per image
         self._bind: Callable[[str, str, str], None] | None = None
         self._hold: Callable[[str, Pending], None] | None = None
         self._on_end: Callable[[dict[str, Any]], None] | None = None
@@ -131,6 +135,11 @@ class Account:
             usage = flat_counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
             if not usage and answer.get("status") in UNFINISHED and self._defer():
                 return
+        elif status == 200 and self.operation == _IMAGES:  # counted, and priced, per image
+            answer = _object(body)
+            data = answer.get("data")
+            self.images = len(data) if isinstance(data, list) else 0
+            usage = flat_counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
         elif status == 200:
             usage = _usage(body)
         self._close(
@@ -218,7 +227,10 @@ class Account:
             reasoning_tokens=tokens.reasoning,
             reserved_tokens=self.reservation.estimate if self.reservation else 0,
             settled_tokens=settled if self.reservation else 0,
-            cost=round(self._price(self.model, tokens), 8) if tokens.total else 0.0,
+            cost=round(self._price(self.model, tokens, self.images), 8)
+            if tokens.total or self.images
+            else 0.0,
+            images=self.images,
             ttfb_ms=round(self.ttfb_ms, 3),
             total_ms=round((time.perf_counter() - self._started) * 1000, 3),
             attempts=self.attempts,
@@ -266,5 +278,6 @@ def _object(body: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_IMAGES = Operation.IMAGES.value
 _DECODER = json.JSONDecoder()
 _TAIL_BYTES = 8192  # a usage block and the members after it: a few hundred bytes

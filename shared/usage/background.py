@@ -201,7 +201,7 @@ class BackgroundMeter:
             cached_tokens=tokens.cached,
             reasoning_tokens=tokens.reasoning,
             settled_tokens=tokens.total if pending.plan else 0,
-            cost=round(self._price(record.model, tokens), 8),
+            cost=round(self._price(record.model, tokens, 0), 8),
         )
 
     async def _hold_and_watch(self, response_id: str, pending: Pending) -> None:

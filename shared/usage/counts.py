@@ -18,7 +18,7 @@ class Tokens(NamedTuple):
         return self.prompt + self.completion
 
 
-Price = Callable[[str, Tokens], float]  # (public model, tokens) -> cost
+Price = Callable[[str, Tokens, int], float]  # (public model, tokens, images) -> cost
 
 
 def flat_counts(usage: dict[str, Any], prefix: str = "") -> dict[str, int]:

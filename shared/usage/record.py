@@ -17,7 +17,7 @@ class UsageRecord:
     system: str  # "-" when the caller could not be identified
     key_id: str  # "-" likewise
     route: str  # gateway | azure | openai
-    operation: str  # chat | responses | embeddings | models
+    operation: str  # chat | responses | completions | embeddings | images | models | ...
     model: str  # the public model name ("-" when there was none)
     deployment: str  # the upstream that answered ("" when none did)
     status: int  # the HTTP status the client got
@@ -37,6 +37,7 @@ class UsageRecord:
     response_id: str = ""  # the stored response a Responses API call created
     cached_tokens: int = 0  # of prompt_tokens, read from the upstream's prompt cache
     reasoning_tokens: int = 0  # of completion_tokens, spent reasoning
+    images: int = 0  # images generated (image calls are priced per image)
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:
