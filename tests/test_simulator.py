@@ -8,7 +8,6 @@ import json
 import socket
 import struct
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from openai.lib.azure import AsyncAzureOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from shared.simulator.content import count_tokens
-from tests.support.sim_control import KEY, SimControl, running_simulator
+from tests.support.sim_control import KEY, SimControl, simulator_fixtures
 
 API_VERSION = "2024-10-21"
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
@@ -39,16 +38,7 @@ class Sim(SimControl):
         return AsyncAzureOpenAI(azure_endpoint=self.url, api_version=API_VERSION, **kwargs)
 
 
-@pytest.fixture(scope="module")
-async def sim_server() -> AsyncIterator[Sim]:
-    async with running_simulator(Sim) as running:
-        yield running
-
-
-@pytest.fixture
-async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
-    yield sim_server
-    await sim_server.reset()
+sim_server, sim = simulator_fixtures(Sim)
 
 
 def sse_payloads(raw: bytes) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,7 +15,7 @@ from openai.lib.azure import AsyncAzureOpenAI
 from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from tests.support.sim_control import KEY, SimControl, running_simulator
+from tests.support.sim_control import KEY, SimControl, simulator_fixtures
 
 API_VERSION = "2024-10-21"
 FOUNDRY_VERSION = "2024-05-01-preview"
@@ -84,16 +83,7 @@ class Sim(SimControl):
         return [f.removeprefix("data: ") for f in frames[:-1]]
 
 
-@pytest.fixture(scope="module")
-async def sim_server() -> AsyncIterator[Sim]:
-    async with running_simulator(Sim) as running:
-        yield running
-
-
-@pytest.fixture
-async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
-    yield sim_server
-    await sim_server.reset()
+sim_server, sim = simulator_fixtures(Sim)
 
 
 async def completions(stream: Any) -> list[Completion]:

@@ -8,7 +8,6 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -16,7 +15,7 @@ import pytest
 from openai.lib.azure import AsyncAzureOpenAI
 
 from shared.simulator.content import count_tokens
-from tests.support.sim_control import KEY, SimControl, running_simulator
+from tests.support.sim_control import KEY, SimControl, simulator_fixtures
 
 API_VERSION = "2024-10-21"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -50,16 +49,7 @@ class Sim(SimControl):
             return resp.status, resp.headers.get("Content-Type", ""), await resp.read()
 
 
-@pytest.fixture(scope="module")
-async def sim_server() -> AsyncIterator[Sim]:
-    async with running_simulator(Sim) as running:
-        yield running
-
-
-@pytest.fixture
-async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
-    yield sim_server
-    await sim_server.reset()
+sim_server, sim = simulator_fixtures(Sim)
 
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

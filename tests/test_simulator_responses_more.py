@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -15,7 +15,7 @@ import pytest
 from openai.lib.azure import AsyncAzureOpenAI
 from openai.types.responses import Response, ResponseStreamEvent, ToolParam
 
-from tests.support.sim_control import KEY, SimControl, running_simulator
+from tests.support.sim_control import KEY, SimControl, simulator_fixtures
 
 API_VERSION = "2025-04-01-preview"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -44,16 +44,7 @@ class Sim(SimControl):
             return resp.status, resp.content_type, await resp.read()
 
 
-@pytest.fixture(scope="module")
-async def sim_server() -> AsyncIterator[Sim]:
-    async with running_simulator(Sim) as running:
-        yield running
-
-
-@pytest.fixture
-async def sim(sim_server: Sim) -> AsyncIterator[Sim]:
-    yield sim_server
-    await sim_server.reset()
+sim_server, sim = simulator_fixtures(Sim)
 
 
 def cancelled_usage(input_tokens: int) -> dict[str, Any]:

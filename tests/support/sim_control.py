@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 
 from shared.simulator.app import start_simulator
 from shared.simulator.config import SimulatorConfig
@@ -55,3 +56,20 @@ async def running_simulator(kind: type[Control]) -> AsyncIterator[Control]:
             yield kind(url, session)
     finally:
         await runner.cleanup()
+
+
+def simulator_fixtures(kind: type[Control]) -> tuple[Any, Any]:
+    """A module's `sim_server` (one simulator for the module) and `sim` (that simulator, reset
+    after each test) fixtures, for its own SimControl subclass."""
+
+    @pytest.fixture(scope="module")
+    async def sim_server() -> AsyncIterator[Control]:
+        async with running_simulator(kind) as running:
+            yield running
+
+    @pytest.fixture
+    async def sim(sim_server: Control) -> AsyncIterator[Control]:
+        yield sim_server
+        await sim_server.reset()
+
+    return sim_server, sim
