@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.routes import Operation
 from shared.simulator.responses import EventEncoder, ResponseReply, responses_reply
 from shared.usage import stream_tap as stream_usage
 from shared.usage.stream_tap import UsageTap
@@ -235,7 +236,7 @@ def _responses_stream() -> tuple[bytes, ResponseReply]:
 @pytest.mark.parametrize("size", [1, 7, 64, 4096])
 def test_a_responses_stream_passes_whole_and_settles_on_its_terminal_event(size: int) -> None:
     data, reply = _responses_stream()
-    tap = UsageTap(False, responses=True)
+    tap = UsageTap(False, Operation.RESPONSES)
     out = b"".join(tap.feed(data[i : i + size]) for i in range(0, len(data), size)) + tap.flush()
     assert out == data  # nothing dropped or altered: no [DONE], no usage chunk to strip
     assert tap.usage is not None and tap.usage["output_tokens"] == len(reply.text_pieces)
@@ -246,7 +247,7 @@ def test_a_responses_stream_passes_whole_and_settles_on_its_terminal_event(size:
 def test_a_broken_responses_stream_counts_its_deltas() -> None:
     data, reply = _responses_stream()
     cut = data.index(b"event: response.output_text.done")
-    tap = UsageTap(False, responses=True)
+    tap = UsageTap(False, Operation.RESPONSES)
     tap.feed(data[:cut])
     assert tap.usage is None and tap.response_id == reply.response_id
     assert tap.completion_pieces == len(reply.text_pieces)

@@ -151,9 +151,7 @@ class Dispatcher:
                 record_failover(model.name, first, upstream.name)
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
-            responses = model.operation is Operation.RESPONSES
-            completions = model.operation is Operation.COMPLETIONS
-            tap = UsageTap(strip_usage, responses, completions) if stream else None
+            tap = UsageTap(strip_usage, model.operation) if stream else None
             return await _answer(resp, upstream, request_id, tap, account, key)
         return self._exhausted(model, last, account)
 
@@ -178,7 +176,9 @@ class Dispatcher:
             if stream and resp.status == 200:
                 headers.setdefault("cache-control", "no-cache")
                 headers["x-accel-buffering"] = "no"
-                return RelayedStream(resp, upstream.name, UsageTap(False, True), account, headers)
+                return RelayedStream(
+                    resp, upstream.name, UsageTap(False, Operation.RESPONSES), account, headers
+                )
             body = await _read(resp, upstream)
         account.first_byte()
         if resp.status >= 400:

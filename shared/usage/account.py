@@ -23,7 +23,7 @@ from shared.routes import Operation
 from shared.usage.background import UNFINISHED, Pending
 from shared.usage.content import ContentCapture
 from shared.usage.counts import Price, Tokens, flat_counts, tokens_of
-from shared.usage.record import RecordSink, UsageRecord
+from shared.usage.record import RecordSink, UsageRecord, token_fields
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_request
 
@@ -128,18 +128,18 @@ class Account:
 
     def close_body(self, status: int, body: bytes) -> None:
         usage: dict[str, int] = {}
-        if status == 200 and self._bind is not None:  # its id binds it: read the answer once
+        if status == 200 and (self._bind is not None or self.operation == _IMAGES):
+            # Its id binds it, or its images are counted: the answer is read once, whole.
             answer = _object(body)
-            response_id = answer.get("id")
-            self.response_seen(response_id if isinstance(response_id, str) else "")
-            usage = flat_counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
-            if not usage and answer.get("status") in UNFINISHED and self._defer():
-                return
-        elif status == 200 and self.operation == _IMAGES:  # counted, and priced, per image
-            answer = _object(body)
-            data = answer.get("data")
-            self.images = len(data) if isinstance(data, list) else 0
-            usage = flat_counts(answer["usage"]) if isinstance(answer.get("usage"), dict) else {}
+            usage = _usage_of(answer)
+            if self._bind is None:
+                data = answer.get("data")
+                self.images = len(data) if isinstance(data, list) else 0
+            else:
+                response_id = answer.get("id")
+                self.response_seen(response_id if isinstance(response_id, str) else "")
+                if not usage and answer.get("status") in UNFINISHED and self._defer():
+                    return
         elif status == 200:
             usage = _usage(body)
         self._close(
@@ -149,15 +149,15 @@ class Account:
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         self.response_seen(tap.response_id or "")
         usage = tap.usage or {}
-        if self._on_end is not None and tap.final_status:
-            self._on_end({"status": tap.final_status, "usage": usage or None})
-        if self._on_end is not None:  # a resumed stream generates nothing
+        if self._on_end is not None:  # a resumed stream generates nothing, but may tell an end
+            if tap.final_status:
+                self._on_end({"status": tap.final_status, "usage": usage or None})
             self._close(200, error_code, Tokens(), disconnected=disconnected)
-            return
-        if "total_tokens" not in usage and self._defer():  # the upstream goes on without us
             return
         if "total_tokens" in usage:
             tokens = tokens_of(usage)
+        elif self._defer():  # a background response: the upstream goes on without us
+            return
         else:  # broken or cut short: settle on what was delivered
             counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
             tokens = Tokens(self._prompt_estimate(), max(tap.completion_pieces, counted))
@@ -220,11 +220,7 @@ class Account:
             status=status,
             error_code=error_code,
             stream=self.stream,
-            prompt_tokens=tokens.prompt,
-            completion_tokens=tokens.completion,
-            total_tokens=tokens.total,
-            cached_tokens=tokens.cached,
-            reasoning_tokens=tokens.reasoning,
+            **token_fields(tokens),
             reserved_tokens=self.reservation.estimate if self.reservation else 0,
             settled_tokens=settled if self.reservation else 0,
             cost=round(self._price(self.model, tokens, self.images), 8)
@@ -244,9 +240,11 @@ def _usage(body: bytes) -> dict[str, int]:
     """The answer's top-level `usage`. It comes at or near the end, so it is read from there
     when what follows it closes the answer's own object; anything else parses the whole answer."""
     found = _usage_near_end(body)
-    if found is not None:
-        return found
-    usage = _object(body).get("usage")
+    return found if found is not None else _usage_of(_object(body))
+
+
+def _usage_of(answer: dict[str, Any]) -> dict[str, int]:
+    usage = answer.get("usage")
     return flat_counts(usage) if isinstance(usage, dict) else {}
 
 

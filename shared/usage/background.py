@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.limits.plan import Check, Plan
 from shared.usage.counts import Price, flat_counts, tokens_of
-from shared.usage.record import RecordSink, UsageRecord
+from shared.usage.record import RecordSink, UsageRecord, token_fields
 from shared.usage.telemetry import record_request
 
 if TYPE_CHECKING:
@@ -167,9 +167,12 @@ class BackgroundMeter:
             await self._settle(
                 pending.plan, pending.rid, record.settled_tokens - pending.estimate, pending.shared
             )
+        self._write(record)
+        return True
+
+    def _write(self, record: UsageRecord) -> None:
         self._sink.add(record)
         record_request(record)
-        return True
 
     async def aclose(self) -> None:
         """At shutdown: what this instance still watches is recorded as unsettled."""
@@ -195,11 +198,7 @@ class BackgroundMeter:
         return replace(
             record,
             error_code="" if status in ("completed", "incomplete") else f"response_{status}",
-            prompt_tokens=tokens.prompt,
-            completion_tokens=tokens.completion,
-            total_tokens=tokens.total,
-            cached_tokens=tokens.cached,
-            reasoning_tokens=tokens.reasoning,
+            **token_fields(tokens),
             settled_tokens=tokens.total if pending.plan else 0,
             cost=round(self._price(record.model, tokens, 0), 8),
         )
@@ -209,9 +208,7 @@ class BackgroundMeter:
             await self._store.hold(response_id, pending, self._horizon)
         except Exception as exc:  # cannot be shared: finish it here, charged in full
             log.error("could not hold a background response's record: %s", type(exc).__name__)
-            record = self._settled_record(pending, None)
-            self._sink.add(record)
-            record_request(record)
+            self._write(self._settled_record(pending, None))
             return
         deployment = pending.record.deployment
         loop = asyncio.get_running_loop()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
+
+from shared.usage.counts import Tokens
 
 RECORD_VERSION = 1
 
@@ -49,6 +51,25 @@ class UsageRecord:
         data: dict[str, Any] = json.loads(line)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class TokenFields(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+
+
+def token_fields(tokens: Tokens) -> TokenFields:
+    """A record's token fields, from the counts of a usage block."""
+    return {
+        "prompt_tokens": tokens.prompt,
+        "completion_tokens": tokens.completion,
+        "total_tokens": tokens.total,
+        "cached_tokens": tokens.cached,
+        "reasoning_tokens": tokens.reasoning,
+    }
 
 
 class RecordSink(Protocol):

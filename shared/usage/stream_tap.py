@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from shared.routes import Operation
 from shared.usage.counts import flat_counts
 
 # An event ends at a blank line; LF and CRLF line ends, even mixed. Bare-CR line ends (allowed by
@@ -22,6 +23,10 @@ _EVENT_END = re.compile(rb"\n\r?\n")
 _TEXT_KEYS = (b'"content"', b'"arguments"', b'"refusal"')
 _RESPONSES_TEXT_KEYS = (b'"delta"',)
 _COMPLETIONS_TEXT_KEYS = (b'"text"',)  # legacy completions: choices[].text
+_TEXT_KEYS_OF = {
+    Operation.RESPONSES: _RESPONSES_TEXT_KEYS,
+    Operation.COMPLETIONS: _COMPLETIONS_TEXT_KEYS,
+}
 # The Responses API's terminal events carry the usage inside their `response`.
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _WHITESPACE = b" \t\r\n"
@@ -52,18 +57,11 @@ class UsageTap:
         "usage",
     )
 
-    def __init__(
-        self, strip_usage_chunk: bool, responses: bool = False, completions: bool = False
-    ) -> None:
+    def __init__(self, strip_usage_chunk: bool, operation: Operation = Operation.CHAT) -> None:
         self.strip_usage_chunk = strip_usage_chunk
-        self._responses = responses  # a Responses API stream: events, usage in the last one
-        self._text_keys = (
-            _RESPONSES_TEXT_KEYS
-            if responses
-            else _COMPLETIONS_TEXT_KEYS
-            if completions
-            else _TEXT_KEYS
-        )
+        # A Responses API stream: named events, usage in the last one.
+        self._responses = operation is Operation.RESPONSES
+        self._text_keys = _TEXT_KEYS_OF.get(operation, _TEXT_KEYS)
         self.usage: dict[str, int] | None = None
         self.completion_text_chars = 0
         self.completion_pieces = 0
