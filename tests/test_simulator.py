@@ -337,7 +337,7 @@ async def test_standalone_main() -> None:
                     url = f"http://127.0.0.1:{port}/v1/models"
                     async with session.get(url, headers={"Authorization": "Bearer k1"}) as r:
                         assert r.status == 200
-                        assert len((await r.json())["data"]) == 18
+                        assert len((await r.json())["data"]) == 20
                         return
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)

@@ -520,7 +520,8 @@ async def test_foundry_faults_use_azure_shapes(sim: Sim) -> None:
 async def test_model_lists_add_the_new_models(sim: Sim) -> None:
     listed = {m.id for m in (await sim.client().models.list()).data}
     images = {"dall-e-2", "dall-e-3", "gpt-image-1"}
-    assert listed == ORIGINAL_MODELS | COMPLETION_MODELS | FOUNDRY_MODELS | images
+    audio = {"whisper-1", "tts-1"}
+    assert listed == ORIGINAL_MODELS | COMPLETION_MODELS | FOUNDRY_MODELS | images | audio
     azure = {m.id: m.model_extra or {} for m in (await sim.azure().models.list()).data}
     assert set(azure) == listed
     capabilities = {

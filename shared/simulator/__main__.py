@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens-per-second", type=float, default=0.0)
     parser.add_argument("--completion-tokens", type=int, default=16)
     parser.add_argument("--background-ms", type=float, default=0.0)
+    parser.add_argument("--batch-ms", type=float, default=SimulatorConfig.batch_ms)
     return parser.parse_args(argv)
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens_per_second=args.tokens_per_second,
         completion_tokens=args.completion_tokens,
         background_ms=args.background_ms,
+        batch_ms=args.batch_ms,
     )
     web.run_app(
         create_app(config),

@@ -14,6 +14,7 @@ from .state import REQUEST_ID, STATE, SimState
 
 _AZURE_DEPLOYMENT = "/openai/deployments/{deployment}"
 _FOUNDRY = "/models"  # Azure AI Foundry's model-inference API, the model named in the body
+_AUDIO_OPERATIONS = ("transcriptions", "translations", "speech")
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -23,6 +24,19 @@ async def _common_headers(request: web.Request, response: web.StreamResponse) ->
     if azure:
         response.headers.setdefault("apim-request-id", request_id)
         response.headers.setdefault("x-ms-region", "Simulated")
+
+
+def _add_file_and_batch_routes(router: web.UrlDispatcher, prefix: str, azure: bool) -> None:
+    files, batches = route("files", azure=azure), route("batches", azure=azure)
+    router.add_post(prefix + "/files", files)
+    router.add_get(prefix + "/files", files)
+    router.add_get(prefix + "/files/{file_id}", files)
+    router.add_delete(prefix + "/files/{file_id}", files)
+    router.add_get(prefix + "/files/{file_id}/{action:content}", files)
+    router.add_post(prefix + "/batches", batches)
+    router.add_get(prefix + "/batches", batches)
+    router.add_get(prefix + "/batches/{batch_id}", batches)
+    router.add_post(prefix + "/batches/{batch_id}/{action:cancel}", batches)
 
 
 def create_app(config: SimulatorConfig) -> web.Application:
@@ -36,11 +50,17 @@ def create_app(config: SimulatorConfig) -> web.Application:
         router.add_post(prefix + "/completions", route("completions", azure=False))
         router.add_post(prefix + "/embeddings", route("embeddings", azure=False))
         router.add_post(prefix + "/images/generations", route("images", azure=False))
+        router.add_post(prefix + "/images/edits", route("image_edits", azure=False))
+        for operation in _AUDIO_OPERATIONS:
+            router.add_post(f"{prefix}/audio/{operation}", route(operation, azure=False))
     router.add_get("/v1/models", route("models", azure=False))
     router.add_post(f"{_AZURE_DEPLOYMENT}/chat/completions", route("chat", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/completions", route("completions", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/embeddings", route("embeddings", azure=True))
     router.add_post(f"{_AZURE_DEPLOYMENT}/images/generations", route("images", azure=True))
+    router.add_post(f"{_AZURE_DEPLOYMENT}/images/edits", route("image_edits", azure=True))
+    for operation in _AUDIO_OPERATIONS:
+        router.add_post(f"{_AZURE_DEPLOYMENT}/audio/{operation}", route(operation, azure=True))
     router.add_get("/openai/models", route("models", azure=True))
     router.add_post(_FOUNDRY + "/chat/completions", route("chat", azure=False, foundry=True))
     router.add_post(_FOUNDRY + "/embeddings", route("embeddings", azure=False, foundry=True))
@@ -54,6 +74,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
         router.add_delete(one, route("stored", azure=azure))
         router.add_post(one + "/{action:cancel}", route("stored", azure=azure))
         router.add_get(one + "/{action:input_items}", route("stored", azure=azure))
+        _add_file_and_batch_routes(router, prefix, azure)
     add_control_routes(app)
     router.add_get(IMAGE_ROUTE, serve_image)  # an image answer's `url`
     # Registered last so that they only catch what nothing above matched.

@@ -18,6 +18,7 @@ class SimulatorConfig:
     tokens_per_second: float = 0
     completion_tokens: int = 16
     background_ms: float = 0  # how long a `background: true` response takes to finish
+    batch_ms: float = 1500  # how long a batch takes from creation to `completed`
     entra_audience: str = ""  # when set, Entra bearer tokens for this audience are accepted
 
     def to_json(self) -> dict[str, Any]:
@@ -26,7 +27,7 @@ class SimulatorConfig:
         return data
 
 
-_FLOAT_FIELDS = ("latency_ms", "ttft_ms", "tokens_per_second", "background_ms")
+_FLOAT_FIELDS = ("latency_ms", "ttft_ms", "tokens_per_second", "background_ms", "batch_ms")
 
 
 def apply_config_update(config: SimulatorConfig, update: Any) -> None:

@@ -31,7 +31,17 @@ COMPLETION_MODELS = frozenset(
 )
 # The image generation models (`/images/generations`).
 IMAGE_MODELS = frozenset({"dall-e-3", "dall-e-2", "gpt-image-1"})
-ALL_MODELS = CHAT_MODELS | EMBEDDING_MODELS | COMPLETION_MODELS | IMAGE_MODELS
+# Audio: whisper-1 transcribes and translates, tts-1 speaks.
+TRANSCRIPTION_MODELS = frozenset({"whisper-1"})
+SPEECH_MODELS = frozenset({"tts-1"})
+ALL_MODELS = (
+    CHAT_MODELS
+    | EMBEDDING_MODELS
+    | COMPLETION_MODELS
+    | IMAGE_MODELS
+    | TRANSCRIPTION_MODELS
+    | SPEECH_MODELS
+)
 # The models each operation answers for; any other known model is the wrong operation's.
 MODELS_BY_OPERATION = {
     "chat": CHAT_MODELS,
@@ -40,6 +50,10 @@ MODELS_BY_OPERATION = {
     "embeddings": EMBEDDING_MODELS,
     "completions": COMPLETION_MODELS,
     "images": IMAGE_MODELS,
+    "image_edits": IMAGE_MODELS,
+    "transcriptions": TRANSCRIPTION_MODELS,
+    "translations": TRANSCRIPTION_MODELS,
+    "speech": SPEECH_MODELS,
 }
 EMBEDDING_DIMS = {
     "text-embedding-3-small": 1536,

@@ -93,6 +93,10 @@ _AZURE_OPERATION_NAMES = {
     "chat": "chatCompletion",
     "completions": "completion",
     "images": "imageGeneration",
+    "image_edits": "imageEdit",
+    "transcriptions": "audioTranscription",
+    "translations": "audioTranslation",
+    "speech": "audioSpeech",
 }
 
 
@@ -139,6 +143,12 @@ _AZURE_OPERATIONS = {
     "completions": "Completions_Create",
     "embeddings": "Embeddings_Create",
     "images": "ImageGenerations_Create",
+    "image_edits": "ImageEdits_Create",
+    "transcriptions": "Transcriptions_Create",
+    "translations": "Translations_Create",
+    "speech": "Speech_Create",
+    "files": "Files",
+    "batches": "Batch",
 }
 
 

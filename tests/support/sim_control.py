@@ -8,18 +8,31 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import aiohttp
+import openai
 import pytest
 
 from shared.simulator.app import start_simulator
 from shared.simulator.config import SimulatorConfig
 
 KEY = "sim-key"
+API_VERSION = "2024-10-21"
 
 
 class SimControl:
     def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
         self.url = url
         self.http = session
+
+    def client(self, prefix: str = "/v1") -> openai.AsyncOpenAI:
+        """The official SDK on the simulator, OpenAI's style (or Azure v1's, by `prefix`)."""
+        return openai.AsyncOpenAI(
+            base_url=self.url + prefix, api_key=KEY, max_retries=0, timeout=10
+        )
+
+    def azure(self) -> openai.AsyncAzureOpenAI:
+        return openai.AsyncAzureOpenAI(
+            azure_endpoint=self.url, api_version=API_VERSION, api_key=KEY, max_retries=0, timeout=10
+        )
 
     async def control(self, method: str, path: str, **body: Any) -> tuple[int, Any]:
         async with self.http.request(method, f"{self.url}/_sim/{path}", json=body or None) as r:
