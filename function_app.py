@@ -14,7 +14,7 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from shared import routes
-from shared.http import handlers, responses_api
+from shared.http import batches_api, files_api, handlers, responses_api, uploads
 from shared.probe import run as probe
 from shared.settings import ProbeSettings
 
@@ -127,6 +127,24 @@ for _route in routes.LEGACY_COMPLETIONS:  # the seed's, Azure's, OpenAI's and Az
     http_function(_route)(_bound(handlers.completions, _route))
 for _route in routes.IMAGE_GENERATIONS:
     http_function(_route)(_bound(handlers.completions, _route))
+for _route in routes.MEDIA:  # speech has a JSON body; transcriptions, translations and edits upload
+    media = (
+        handlers.completions
+        if _route.operation is routes.Operation.SPEECH
+        else uploads.media_upload
+    )
+    http_function(_route)(_bound(media, _route))
+_OBJECTS = {
+    "files": files_api.files,
+    "file": files_api.file,
+    "file_content": files_api.file_content,
+    "batches": batches_api.batches,
+    "batch": batches_api.batch,
+    "batch_cancel": batches_api.batch,
+}
+for _route in (*routes.FILES, *routes.BATCHES):  # OpenAI, Azure v1 and Azure paths: 18 functions
+    _kind = _route.name.removeprefix("azure_v1_").removeprefix("openai_").removeprefix("azure_")
+    http_function(_route)(_bound(_OBJECTS[_kind], _route))
 for _route in routes.STORED_RESPONSES:  # retrieve, delete, cancel, input items: 9 functions
     http_function(_route)(_bound(responses_api.stored_response, _route))
 for _route in routes.INPUT_TOKENS:  # OpenAI, Azure v1 and Azure preview paths

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,7 @@ from shared.auth.secrets import build_credential
 from shared.auth.upstream_credentials import secret_provider_from
 from shared.errors import ConfigError, GatewayError, server_error
 from shared.host.tuning import tune_process
+from shared.limits.config import NO_LIMITS
 from shared.limits.limiter import Limiter
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
@@ -27,16 +29,20 @@ from shared.protection.client_ip import TrustedProxies
 from shared.protection.netacl import AllowList
 from shared.registry.cache import RegistryCache
 from shared.registry.store import store_from_settings
+from shared.registry.systems import Caller
 from shared.settings import Settings, get_settings
 from shared.storage.append import record_writer
 from shared.upstream.balancer import Balancer
 from shared.upstream.client import UpstreamClient
 from shared.upstream.config import GatewayConfig, load_config
 from shared.upstream.health import HealthStore, MemoryHealthStore
+from shared.upstream.objects import MemoryObjects, ObjectOwners, RedisObjects
 from shared.upstream.owners import MemoryOwners, RedisOwners, ResponseOwners
 from shared.upstream.relay import Dispatcher, FailoverPolicy
 from shared.usage.account import Account
 from shared.usage.background import BackgroundMeter, Lookup, MemoryPending, RedisPending
+from shared.usage.batches import BatchMeter, Charge, Lines, MemoryClaims, RedisClaims
+from shared.usage.batches import Lookup as BatchLookup
 from shared.usage.content import content_sink
 from shared.usage.sink import UsageSink
 from shared.usage.telemetry import configure_telemetry
@@ -64,6 +70,8 @@ class Gateway:
     entra: EntraValidator | None
     owners: ResponseOwners
     background: BackgroundMeter
+    objects: ObjectOwners  # files and batches, bound to their systems
+    batches: BatchMeter
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -94,12 +102,11 @@ class Gateway:
         limiter = build_limiter(settings, redis_auth.get("credential_provider"))
         dispatcher = Dispatcher(client, secrets, build_balancer(settings, redis), policy)
         usage = UsageSink(writer, settings.usage_flush_seconds)
+        registry = RegistryCache(store_from_settings(settings), settings.registry_refresh_seconds)
         return cls(
             settings=settings,
             config=config,
-            registry=RegistryCache(
-                store_from_settings(settings), settings.registry_refresh_seconds
-            ),
+            registry=registry,
             secrets=secrets,
             client=client,
             limiter=limiter,
@@ -123,12 +130,24 @@ class Gateway:
                 background_lookup(config, dispatcher),
                 settings.background_watch_seconds,
             ),
+            objects=RedisObjects(redis) if redis is not None else MemoryObjects(),
+            batches=BatchMeter(
+                RedisClaims(redis) if redis is not None else MemoryClaims(),
+                usage,
+                config.cost,
+                quota_charge(registry, limiter),
+                batch_lookup(config, dispatcher),
+                batch_lines(config, dispatcher),
+                settings.batch_watch_seconds,
+                settings.batch_first_check_seconds,
+            ),
         )
 
     async def aclose(self) -> None:
         if self.entra is not None:
             await self.entra.aclose()
         await self.background.aclose()  # its last records go to the usage sink
+        await self.batches.aclose()
         await self.usage.aclose()
         await self.content.aclose()
         await self.limiter.aclose()
@@ -145,9 +164,52 @@ def background_lookup(config: GatewayConfig, dispatcher: Dispatcher) -> Lookup:
         if upstream is None:
             return {}
         url = upstream.stored_response_url(response_id, "")
-        return await dispatcher.peek(upstream, url, "tollgate-watch-" + os.urandom(8).hex())
+        return await dispatcher.peek(upstream, url, _watch_id())
 
     return lookup
+
+
+def batch_lookup(config: GatewayConfig, dispatcher: Dispatcher) -> BatchLookup:
+    """How the batch meter looks at a batch on the files resource."""
+
+    async def lookup(upstream_name: str, batch_id: str) -> dict[str, Any] | None:
+        upstream = config.upstreams.get(upstream_name)
+        if upstream is None:
+            return {}
+        url = upstream.objects_url(f"batches/{batch_id}")
+        return await dispatcher.peek(upstream, url, _watch_id())
+
+    return lookup
+
+
+def batch_lines(config: GatewayConfig, dispatcher: Dispatcher) -> Lines:
+    """How the batch meter reads a batch's output file."""
+
+    def lines(upstream_name: str, file_id: str) -> AsyncIterator[bytes]:
+        upstream = config.upstreams[upstream_name]
+        url = upstream.objects_url(f"files/{file_id}/content")
+        return dispatcher.lines(upstream, url, _watch_id())
+
+    return lines
+
+
+def quota_charge(registry: RegistryCache, limiter: Limiter) -> Charge:
+    """How a batch's tokens reach the quotas of the system, model and key that created it."""
+
+    async def charge(system_id: str, key_id: str, model: str, tokens: int) -> None:
+        current = await registry.current()
+        system = current.systems.get(system_id)
+        if system is None:  # deleted since: its counters went with it
+            return
+        key = next((k for k in current.keys_of(system_id) if k.key_id == key_id), None)
+        caller = Caller(system, key_id, key.limits if key is not None else NO_LIMITS)
+        await limiter.charge(system_id, caller.scopes(model), tokens)
+
+    return charge
+
+
+def _watch_id() -> str:
+    return "tollgate-watch-" + os.urandom(8).hex()
 
 
 def redis_from(settings: Settings, auth: dict[str, Any]) -> Redis | None:

@@ -29,6 +29,10 @@ class Operation(StrEnum):
     INPUT_TOKENS = "input_tokens"  # a Responses API input counted, by the model's deployments
     COMPLETIONS = "completions"  # the legacy text completions API
     IMAGES = "images"  # image generation
+    IMAGE_EDITS = "image_edits"  # an image edited (multipart)
+    TRANSCRIPTIONS = "transcriptions"  # speech to text (multipart)
+    TRANSLATIONS = "translations"  # speech to English text (multipart)
+    SPEECH = "speech"  # text to speech, answered as a binary stream
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Route:
     name: str  # the function's name
     template: str
     methods: tuple[str, ...]
-    style: Style | None = None  # None: the route names no model
+    style: Style | None = None  # None: a route of the gateway's own (health, fallback)
     operation: Operation | None = None  # None: no model call (a model list, health)
 
 
@@ -142,6 +146,47 @@ IMAGE_GENERATIONS = (
     Route("openai_images", "v1/images/generations", POST, Style.OPENAI, Operation.IMAGES),
     Route("azure_v1_images", "openai/v1/images/generations", POST, Style.OPENAI, Operation.IMAGES),
 )
+# Image edits and audio, multipart uploads but speech, in the four styles.
+_MEDIA = (
+    ("images_edits", "images/edits", Operation.IMAGE_EDITS),
+    ("audio_transcriptions", "audio/transcriptions", Operation.TRANSCRIPTIONS),
+    ("audio_translations", "audio/translations", Operation.TRANSLATIONS),
+    ("audio_speech", "audio/speech", Operation.SPEECH),
+)
+MEDIA = tuple(
+    Route(f"{name}_{kind}", template, POST, style, operation)
+    for kind, path, operation in _MEDIA
+    for name, template, style in (
+        ("gateway", f"gateway/{path}/{{model}}", Style.GATEWAY),
+        ("azure", f"openai/deployments/{{deployment}}/{path}", Style.AZURE),
+        ("openai", f"v1/{path}", Style.OPENAI),
+        ("azure_v1", f"openai/v1/{path}", Style.OPENAI),
+    )
+)
+# Files and batches, OpenAI's, Azure v1's and Azure's (api-version) paths; no model in the path.
+_OBJECT_PREFIXES = (
+    ("openai", "v1", Style.OPENAI),
+    ("azure_v1", "openai/v1", Style.OPENAI),
+    ("azure", "openai", Style.AZURE),
+)
+FILES = tuple(
+    Route(f"{name}_{kind}", f"{prefix}/files{suffix}", methods, style)
+    for name, prefix, style in _OBJECT_PREFIXES
+    for kind, suffix, methods in (
+        ("files", "", ("GET", "POST")),
+        ("file", "/{file_id}", ("GET", "DELETE")),
+        ("file_content", "/{file_id}/content", GET),
+    )
+)
+BATCHES = tuple(
+    Route(f"{name}_{kind}", f"{prefix}/batches{suffix}", methods, style)
+    for name, prefix, style in _OBJECT_PREFIXES
+    for kind, suffix, methods in (
+        ("batches", "", ("GET", "POST")),
+        ("batch", "/{batch_id}", GET),
+        ("batch_cancel", "/{batch_id}/cancel", POST),
+    )
+)
 # Counting a Responses API input (`responses.input_tokens.count`); the model is in the body.
 INPUT_TOKENS = tuple(
     Route(
@@ -179,7 +224,10 @@ ROUTES: tuple[Route, ...] = (
     AZURE_DEPLOYMENT_RESPONSES,
     *LEGACY_COMPLETIONS,
     *IMAGE_GENERATIONS,
+    *MEDIA,
     *INPUT_TOKENS,
+    *FILES,
+    *BATCHES,
     *STORED_RESPONSES,
     HEALTH,
     FALLBACK,

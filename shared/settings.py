@@ -30,6 +30,7 @@ class Settings:
     keyvault_verify_challenge_resource: bool
     secret_ttl_seconds: float
     max_body_bytes: int
+    max_upload_bytes: int  # a multipart upload (files, audio, image edits), streamed
     upstream_connect_timeout: float
     upstream_read_timeout: float
     upstream_first_byte_timeout: float
@@ -63,6 +64,8 @@ class Settings:
     appinsights_connection_string: str | None
     usage_flush_seconds: float
     background_watch_seconds: float = 6 * 3600.0
+    batch_watch_seconds: float = 26 * 3600.0  # a batch's 24-hour window, and its finalizing
+    batch_first_check_seconds: float = 10.0  # then doubling, up to ten minutes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +85,8 @@ class Settings:
             ),
             secret_ttl_seconds=_float(e, "TOLLGATE_SECRET_TTL_SECONDS", 300.0),
             max_body_bytes=int(_float(e, "TOLLGATE_MAX_BODY_BYTES", 16 * 1024 * 1024)),
+            # The Functions host's own request limit; audio is held to OpenAI's 25 MiB as well.
+            max_upload_bytes=int(_float(e, "TOLLGATE_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)),
             upstream_connect_timeout=_float(e, "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             upstream_read_timeout=_float(e, "TOLLGATE_UPSTREAM_READ_TIMEOUT", 300.0),
             upstream_first_byte_timeout=_float(e, "TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT", 180.0),
@@ -117,6 +122,8 @@ class Settings:
             usage_flush_seconds=_float(e, "TOLLGATE_USAGE_FLUSH_SECONDS", 5.0),
             appinsights_connection_string=_opt(e, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
             background_watch_seconds=_float(e, "TOLLGATE_BACKGROUND_WATCH_SECONDS", 6 * 3600.0),
+            batch_watch_seconds=_float(e, "TOLLGATE_BATCH_WATCH_SECONDS", 26 * 3600.0),
+            batch_first_check_seconds=_float(e, "TOLLGATE_BATCH_FIRST_CHECK_SECONDS", 10.0),
         )
 
 

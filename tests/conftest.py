@@ -17,7 +17,8 @@ SIM_KEY = "upstream-secret-sim-key-0123456789"
 SEED_SYSTEM = "0003R3"
 SEED_MODELS = (
     "gpt-4o,gpt-4-turbo,gpt-35-turbo,gpt-35-turbo-16k,gpt-35-turbo-0613,text-embedding-3-small,"
-    "gpt-35-turbo-instruct,DeepSeek-R1,Cohere-embed-v3-multilingual,dall-e-3,gpt-image-1"
+    "gpt-35-turbo-instruct,DeepSeek-R1,Cohere-embed-v3-multilingual,dall-e-3,gpt-image-1,whisper-1,"
+    "tts-1"
 )
 LIMITED_SYSTEM = "limited"
 MAX_BODY = 65536

@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.limits.plan import Check, Plan
 from shared.usage.background import UNSETTLED, BackgroundMeter, MemoryPending, Pending
-from shared.usage.counts import Tokens
+from shared.usage.counts import Tokens, Units
 from shared.usage.record import UsageRecord
 
 PLAN = Plan(
@@ -72,7 +72,7 @@ class Harness:
             self.looked += 1
             return self._answers.pop(0) if self._answers else {"status": "in_progress"}
 
-        def price(model: str, tokens: Tokens, images: int) -> float:
+        def price(model: str, tokens: Tokens, units: Units, batch: bool) -> float:
             return tokens.prompt * 0.001 + tokens.completion * 0.002
 
         self.meter = BackgroundMeter(

@@ -153,7 +153,7 @@ def test_cached_prompt_tokens_are_priced_at_the_cached_price_when_one_is_given()
 
 @pytest.mark.parametrize("bad", [-1, "0.5", True])
 def test_a_cached_price_must_be_a_number_of_at_least_zero(bad: object) -> None:
-    with pytest.raises(ConfigError, match="prices are numbers"):
+    with pytest.raises(ConfigError, match="must be a number >= 0"):
         price_table({"cached_prompt_per_million": bad})
 
 

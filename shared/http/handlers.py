@@ -1,5 +1,6 @@
 """The gateway's HTTP handlers, on Starlette types (which the Functions HTTP extension uses): model
-calls (chat, responses, legacy completions, embeddings), the model list with each model's
+calls with a JSON body (chat, responses, legacy completions, embeddings, images, speech), the
+model list with each model's
 capabilities, health, and what no route takes."""
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from shared.http.access import allowed_models, resolve_model
 from shared.http.body import check_interpreted_fields
 from shared.http.frame import serve
 from shared.http.inbound import checked_model_name, read_json_body, request_id_of
+from shared.http.owned import own_files
 from shared.http.policy import admit, chained, redact
 from shared.limits.headers import rate_limit_headers
 from shared.registry.systems import Caller
 from shared.routes import Operation, Route, Style, allowed_methods
 from shared.usage.account import Account
 from shared.usage.content import ContentCapture
+from shared.usage.counts import Units
 
 
 async def completions(request: Request, route: Route) -> Response:
-    """Chat completions, responses (create), legacy completions and embeddings, in any style."""
+    """A model call with a JSON body (chat, responses, completions, embeddings, image
+    generation, speech), in any style."""
     style, operation = route.style, route.operation
     if style is None or operation is None:
         raise TypeError(f"route {route.name} is not a model call")
@@ -40,7 +44,12 @@ async def completions(request: Request, route: Route) -> Response:
             account.bind_responses(gateway.owners.remember_soon)
             if body.get("background") is True:
                 account.hold_background(gateway.background.hold_soon)
+        if operation is Operation.CHAT or operation is Operation.RESPONSES:
+            await own_files(gateway, caller, body)
         redact(caller, model, body)
+        if operation is Operation.SPEECH:  # priced per character spoken
+            text = body.get("input")
+            account.units = Units(characters=len(text) if isinstance(text, str) else 0)
         if caller.system.content_logging is not None:
             account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
         await admit(gateway, caller, model, body, account)
@@ -85,6 +94,10 @@ def capabilities(serves: frozenset[Operation]) -> dict[str, bool]:
         "embeddings": Operation.EMBEDDINGS in serves,
         "responses": Operation.RESPONSES in serves,
         "image_generation": Operation.IMAGES in serves,
+        "image_edit": Operation.IMAGE_EDITS in serves,
+        "audio_transcription": Operation.TRANSCRIPTIONS in serves,
+        "audio_translation": Operation.TRANSLATIONS in serves,
+        "audio_speech": Operation.SPEECH in serves,
         "inference": True,
         "fine_tune": False,
     }

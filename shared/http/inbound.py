@@ -7,6 +7,7 @@ import json
 import os
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 
@@ -70,6 +71,18 @@ def checked_model_name(name: Any, param: str = "model") -> str:
             param=param,
         )
     return name
+
+
+def with_client_query(url: str, request: Request, drop: tuple[str, ...] = ()) -> str:
+    """The client's query (paging, filters) on the upstream URL, never its api-version."""
+    extra = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k != "api-version" and k not in drop
+    ]
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(extra)
 
 
 def _too_large(limit: int) -> GatewayError:

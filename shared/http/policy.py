@@ -20,9 +20,9 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
     redactor = caller.system.redactor
     if redactor is None:
         return
-    if model.operation is Operation.EMBEDDINGS:
-        findings = redactor.redact_embeddings(body)
-    elif model.operation is Operation.COMPLETIONS or model.operation is Operation.IMAGES:
+    if model.operation is Operation.EMBEDDINGS or model.operation is Operation.SPEECH:
+        findings = redactor.redact_embeddings(body)  # the text in `input`
+    elif model.operation in _PROMPTED:
         findings = redactor.redact_embeddings(body, "prompt")
     elif model.operation is Operation.RESPONSES:
         findings = redactor.redact_responses(body)
@@ -34,6 +34,17 @@ def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
             f"The request contains personal data ({kinds}); remove it and retry.",
             code="pii_detected",
         )
+
+
+_PROMPTED = frozenset(  # the text is in `prompt` (a form field for uploads)
+    {
+        Operation.COMPLETIONS,
+        Operation.IMAGES,
+        Operation.IMAGE_EDITS,
+        Operation.TRANSCRIPTIONS,
+        Operation.TRANSLATIONS,
+    }
+)
 
 
 async def admit(

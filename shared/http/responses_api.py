@@ -8,7 +8,6 @@ import json
 import re
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +17,7 @@ from shared.gateway import Gateway
 from shared.http.access import resolve_model
 from shared.http.body import check_interpreted_fields
 from shared.http.frame import serve
-from shared.http.inbound import checked_model_name, read_json_body
+from shared.http.inbound import checked_model_name, read_json_body, with_client_query
 from shared.http.policy import chained, redact
 from shared.registry.systems import Caller
 from shared.routes import Operation, Route, Style
@@ -43,7 +42,7 @@ async def stored_response(request: Request, route: Route) -> Response:
             message = "The deployment that holds this response is no longer configured."
             raise GatewayError(409, message, code="response_unavailable")
         action = route.template.rsplit("/", 1)[-1] if not route.template.endswith("}") else ""
-        url = _with_query(upstream.stored_response_url(response_id, action), request)
+        url = with_client_query(upstream.stored_response_url(response_id, action), request)
         meter = gateway.background
         stream = request.method == "GET" and not action and _resumes(request)
         if stream:  # a resumed stream may bring a background response's end
@@ -84,14 +83,6 @@ def _json_object(body: bytes | memoryview) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _with_query(url: str, request: Request) -> str:
-    """The client's query (paging, include) on the upstream URL, never its api-version."""
-    extra = [(k, v) for k, v in request.query_params.multi_items() if k != "api-version"]
-    if not extra:
-        return url
-    return url + ("&" if "?" in url else "?") + urlencode(extra)
 
 
 async def input_tokens(request: Request, route: Route) -> Response:

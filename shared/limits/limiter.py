@@ -91,6 +91,16 @@ class Limiter:
         except StoreUnavailable as exc:
             log.error("could not settle reservation %s: %s", rid, exc)
 
+    async def charge(self, system_id: str, scopes: list[Scope], tokens: int) -> None:
+        """Charge tokens used without a reservation (a batch's) to the daily and monthly
+        quotas of `scopes`, in the period in which they are charged."""
+        now = self._clock()
+        plan = plan_for(system_id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms)
+        try:
+            await self._shared.charge(plan, tokens)
+        except StoreUnavailable as exc:
+            log.error("could not charge %d tokens to %s's quotas: %s", tokens, system_id, exc)
+
     async def drain(self) -> None:
         """Wait for settlements still running (at shutdown)."""
         if self._pending:

@@ -68,6 +68,11 @@ class MemoryLimitStore:
             elif check.kind == "quota":
                 self._quotas[check.key] = self._quotas.get(check.key, 0) + delta
 
+    async def charge(self, plan: Plan, amount: int) -> None:
+        for check in plan.checks:
+            if check.kind == "quota":
+                self._quotas[check.key] = self._quotas.get(check.key, 0) + amount
+
     async def aclose(self) -> None:
         return None
 

@@ -51,6 +51,12 @@ class RedisLimitStore:
         keys = [c.key for c in plan.checks]
         await self._run(SETTLE, keys, [rid, delta, *(c.kind for c in plan.checks)])
 
+    async def charge(self, plan: Plan, amount: int) -> None:
+        quotas = [c for c in plan.checks if c.kind == "quota"]
+        if quotas:
+            keys = [c.key for c in quotas]
+            await self._run(CHARGE, keys, [amount, *(c.horizon_ms for c in quotas)])
+
     async def aclose(self) -> None:
         if self._refunds:
             await asyncio.gather(*self._refunds, return_exceptions=True)
@@ -90,3 +96,4 @@ def _script(name: str) -> Script:
 
 ADMIT = _script("admit.lua")
 SETTLE = _script("settle.lua")
+CHARGE = _script("charge.lua")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterable
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,7 @@ from shared.upstream.client import UpstreamClient, UpstreamTimeout
 from shared.upstream.upstreams import Upstream
 
 log = logging.getLogger("tollgate.relay")
+Body = bytes | AsyncIterable[bytes] | None
 
 
 async def call_upstream(
@@ -23,21 +26,27 @@ async def call_upstream(
     secrets: CachedSecrets,
     upstream: Upstream,
     op: Operation,
-    data: bytes | None,
+    data: Body,
     request_id: str,
     target: tuple[str, str] | None = None,
+    content_type: str = "application/json",
 ) -> tuple[aiohttp.ClientResponse, str]:
     """The upstream's response, and the key it was sent (no answer may carry it on). `target`
-    (method, URL) overrides the operation's POST, for stored responses."""
+    (method, URL) overrides the operation's POST, for stored objects. A body that streams
+    (an upload) is sent once: a refused key is fetched again for the next call only."""
     method, url = target or ("POST", upstream.url(op))
     key = await _upstream_key(secrets.get(upstream.key_secret), upstream)
-    resp = await _post(client, upstream, method, url, data, key, request_id)
+    resp = await _post(client, upstream, method, url, data, key, request_id, content_type)
     if resp.status != 401:
+        return resp, key
+    if not isinstance(data, bytes | None):
+        with contextlib.suppress(SecretNotFound, SecretProviderError):
+            await secrets.refresh(upstream.key_secret, key)
         return resp, key
     resp.release()
     log.warning("upstream %s refused its key; fetching the key again", upstream.name)
     key = await _upstream_key(secrets.refresh(upstream.key_secret, key), upstream)
-    return await _post(client, upstream, method, url, data, key, request_id), key
+    return await _post(client, upstream, method, url, data, key, request_id, content_type), key
 
 
 async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
@@ -56,12 +65,13 @@ async def _post(
     upstream: Upstream,
     method: str,
     url: str,
-    data: bytes | None,
+    data: Body,
     key: str,
     request_id: str,
+    content_type: str,
 ) -> aiohttp.ClientResponse:
     headers = {
-        "content-type": "application/json",
+        "content-type": content_type,
         "accept": "application/json",
         "x-ms-client-request-id": request_id,
         **upstream.auth_headers(key),
@@ -69,7 +79,18 @@ async def _post(
     try:
         return await client.post(url, headers, data, method)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise transport_error(upstream, exc) from None
+        raise _body_error(exc) or transport_error(upstream, exc) from None
+
+
+def _body_error(exc: BaseException) -> GatewayError | None:
+    """The gateway's own error (a body over the limit, a malformed form) raised while an
+    upload streamed, which aiohttp wraps in a connection error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, GatewayError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 _PHASES = {"connect": "connecting", "first_byte": "first byte", "idle": "silent too long"}

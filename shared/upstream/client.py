@@ -5,6 +5,7 @@ while the body arrives), each governing only its own phase."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable
 
 import aiohttp
 
@@ -45,7 +46,11 @@ class UpstreamClient:
         return self._session
 
     async def post(
-        self, url: str, headers: dict[str, str], data: bytes | None, method: str = "POST"
+        self,
+        url: str,
+        headers: dict[str, str],
+        data: bytes | AsyncIterable[bytes] | None,
+        method: str = "POST",
     ) -> aiohttp.ClientResponse:
         """The response once its headers are in (at most the first-byte timeout away); from then
         on, silence longer than the read timeout fails a read of its body with a TimeoutError."""

@@ -11,7 +11,7 @@ from shared.errors import ConfigError
 from shared.routes import Operation
 from shared.settings import Settings
 from shared.upstream.upstreams import Upstream, parse_upstream, required
-from shared.usage.counts import Tokens
+from shared.usage.counts import NO_UNITS, Tokens, Units
 
 SEED_CHAT_MODELS = (
     "gpt-4o",
@@ -23,27 +23,42 @@ SEED_CHAT_MODELS = (
 SEED_EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-ada-002")
 SEED_COMPLETIONS_MODEL = "gpt-35-turbo-instruct"
 SEED_IMAGE_MODELS = ("dall-e-3", "gpt-image-1")
+SEED_AUDIO_MODELS = {"whisper-1": "transcriptions", "tts-1": "speech"}
 SEED_FOUNDRY_MODELS = {"DeepSeek-R1": "chat", "Cohere-embed-v3-multilingual": "embeddings"}
 SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
 
 
 @dataclass(frozen=True)
 class Prices:
-    """A model's prices in the price table's currency: per million tokens, and per image."""
+    """A model's prices in the price table's currency: per million tokens (online, and in a
+    batch), per image, per minute of audio and per million characters of speech."""
 
     prompt: float = 0.0
     completion: float = 0.0
     cached_prompt: float | None = None  # None: cached prompt tokens at the prompt price
     image: float = 0.0
+    audio_minute: float = 0.0
+    million_characters: float = 0.0
+    batch_prompt: float | None = None  # None: a batch's tokens at the online prices
+    batch_completion: float | None = None
 
-    def cost(self, tokens: Tokens, images: int = 0) -> float:
+    def cost(self, tokens: Tokens, units: Units = NO_UNITS, batch: bool = False) -> float:
+        prompt, completion = self.prompt, self.completion
+        if batch:
+            prompt = prompt if self.batch_prompt is None else self.batch_prompt
+            completion = completion if self.batch_completion is None else self.batch_completion
         cached = min(tokens.cached, tokens.prompt) if self.cached_prompt is not None else 0
         per_million = (
-            (tokens.prompt - cached) * self.prompt
+            (tokens.prompt - cached) * prompt
             + cached * (self.cached_prompt or 0.0)
-            + tokens.completion * self.completion
+            + tokens.completion * completion
+            + units.characters * self.million_characters
         )
-        return per_million / 1e6 + images * self.image
+        return (
+            per_million / 1e6
+            + units.images * self.image
+            + units.audio_seconds / 60 * (self.audio_minute)
+        )
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class PublicModel:
     prices: Prices = field(default_factory=lambda: Prices())
     serves: frozenset[Operation] = frozenset()  # the operations it answers (its kind if empty)
     pinned_for: str = ""  # the stored response whose deployment this pool was narrowed to
+    batch: Upstream | None = None  # the deployment that runs its batch lines (on the files one)
 
     @property
     def upstream(self) -> Upstream:
@@ -75,10 +91,13 @@ class GatewayConfig:
     models: dict[str, PublicModel]
     # Each model as served by each operation it serves (chat models: chat and responses).
     served: dict[tuple[str, Operation], PublicModel] = field(default_factory=dict)
+    files: Upstream | None = None  # where files and batches live (None: not served)
 
-    def cost(self, model: str, tokens: Tokens, images: int = 0) -> float:
+    def cost(
+        self, model: str, tokens: Tokens, units: Units = NO_UNITS, batch: bool = False
+    ) -> float:
         entry = self.models.get(model)
-        return 0.0 if entry is None else entry.prices.cost(tokens, images)
+        return 0.0 if entry is None else entry.prices.cost(tokens, units, batch)
 
 
 def load_config(settings: Settings) -> GatewayConfig:
@@ -108,6 +127,9 @@ def simulator_config(simulator_url: str) -> GatewayConfig:
     for name in SEED_IMAGE_MODELS:
         upstreams[f"sim-{name}"] = {**upstreams["sim-gpt-4o"], "deployment": name}
         models[name] = {"upstream": f"sim-{name}", "kind": "images"}
+    for name, kind in SEED_AUDIO_MODELS.items():
+        upstreams[f"sim-{name}"] = {**upstreams["sim-gpt-4o"], "deployment": name}
+        models[name] = {"upstream": f"sim-{name}", "kind": kind}
     for name, kind in SEED_FOUNDRY_MODELS.items():  # Azure AI Foundry catalogue models
         upstreams[f"sim-{name}"] = {
             "type": "foundry",
@@ -117,7 +139,8 @@ def simulator_config(simulator_url: str) -> GatewayConfig:
             "stream_usage": True,
         }
         models[name] = {"upstream": f"sim-{name}", "kind": kind}
-    return parse_config({"upstreams": upstreams, "models": models})
+    files = {"upstream": "sim-gpt-4o"}  # the simulator's one resource holds files and batches
+    return parse_config({"upstreams": upstreams, "models": models, "files": files})
 
 
 def parse_config(raw: Any) -> GatewayConfig:
@@ -126,15 +149,54 @@ def parse_config(raw: Any) -> GatewayConfig:
     upstreams = {
         name: parse_upstream(name, spec) for name, spec in _section(raw, "upstreams").items()
     }
+    files = _files_upstream(raw.get("files"), upstreams)
     models = {
-        name: _parse_model(name, spec, upstreams) for name, spec in _section(raw, "models").items()
+        name: _with_batch(_parse_model(name, spec, upstreams), spec, upstreams, files)
+        for name, spec in _section(raw, "models").items()
     }
     served = {
         (name, op): replace(model, operation=op)
         for name, model in models.items()
         for op in model.serves
     }
-    return GatewayConfig(upstreams=upstreams, models=models, served=served)
+    return GatewayConfig(upstreams=upstreams, models=models, served=served, files=files)
+
+
+def _files_upstream(spec: Any, upstreams: dict[str, Upstream]) -> Upstream | None:
+    """`"files": {"upstream": name}`: the Azure OpenAI resource or OpenAI account (named by
+    one of its upstreams) that holds the files and runs the batches."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ConfigError("'files' must be an object naming an upstream")
+    name = required(spec, "upstream", "'files'")
+    upstream = upstreams.get(name)
+    if upstream is None or upstream.kind == "foundry":
+        raise ConfigError(f"'files': '{name}' is not an Azure OpenAI or OpenAI upstream")
+    return upstream
+
+
+def _with_batch(
+    model: PublicModel, spec: dict[str, Any], upstreams: dict[str, Upstream], files: Upstream | None
+) -> PublicModel:
+    """The deployment that runs a model's batch lines: `batch_upstream`, else the member of its
+    pool on the files resource (a model with neither cannot be named in a batch)."""
+    where = f"model '{model.name}'"
+    name = spec.get("batch_upstream")
+    if name is None:
+        on_files = [m.upstream for m in model.pool if files and same_resource(m.upstream, files)]
+        return replace(model, batch=on_files[0] if on_files else None)
+    upstream = upstreams.get(name) if isinstance(name, str) else None
+    if upstream is None:
+        raise ConfigError(f"{where}: unknown batch_upstream '{name}'")
+    if files is None or not same_resource(upstream, files):
+        raise ConfigError(f"{where}: batch_upstream '{name}' is not on the files resource")
+    return replace(model, batch=upstream)
+
+
+def same_resource(a: Upstream, b: Upstream) -> bool:
+    """Whether two upstreams share files and batches (one Azure resource, one OpenAI account)."""
+    return (a.kind, a.base_url, a.key_secret) == (b.kind, b.base_url, b.key_secret)
 
 
 def _decode(text: str, source: str) -> Any:
@@ -161,7 +223,10 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
         if operation not in _SERVABLE:
             raise ValueError(operation)
     except ValueError:
-        kinds = "'chat', 'responses', 'completions', 'embeddings' or 'images'"
+        kinds = (
+            "'chat', 'responses', 'completions', 'embeddings', 'images', 'transcriptions' or "
+            "'speech'"
+        )
         raise ConfigError(f"{where}: 'kind' must be {kinds}") from None
     serves = _served_by_pool(_serves(spec, operation, where), pool, spec, where)
     tokenizer = spec.get("tokenizer") or name
@@ -171,19 +236,50 @@ def _parse_model(name: str, spec: Any, upstreams: dict[str, Upstream]) -> Public
     return PublicModel(name, operation, pool, tokenizer, prices, serves)
 
 
+_PRICE_NAMES = (
+    "prompt_per_million",
+    "completion_per_million",
+    "cached_prompt_per_million",
+    "per_image",
+    "per_audio_minute",
+    "per_million_characters",
+    "batch_prompt_per_million",
+    "batch_completion_per_million",
+)
+_OPTIONAL_PRICES = {
+    "cached_prompt_per_million",
+    "batch_prompt_per_million",
+    "batch_completion_per_million",
+}
+
+
 def _prices(price: Any, where: str) -> Prices:
     if not isinstance(price, dict):
         raise ConfigError(f"{where}: 'price' must be an object")
-    names = ("prompt_per_million", "completion_per_million", "per_image")
-    values = [price.get(name, 0) for name in names]
-    cached = price.get("cached_prompt_per_million")
-    if not all(
-        isinstance(p, int | float) and not isinstance(p, bool) and p >= 0
-        for p in (*values, 0 if cached is None else cached)
-    ):
-        raise ConfigError(f"{where}: prices are numbers >= 0 (per million tokens, or per image)")
-    prompt, completion, image = (float(v) for v in values)
-    return Prices(prompt, completion, None if cached is None else float(cached), image)
+    unknown = set(price) - set(_PRICE_NAMES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown price '{sorted(unknown)[0]}'")
+    values: list[float | None] = []
+    for name in _PRICE_NAMES:
+        value = price.get(name)
+        if value is None and name in _OPTIONAL_PRICES:
+            values.append(None)
+            continue
+        value = 0 if value is None else value
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{where}: price '{name}' must be a number >= 0")
+        values.append(float(value))
+    prompt, completion, cached, image, minute, characters, batch_in, batch_out = values
+    return Prices(
+        prompt or 0.0,
+        completion or 0.0,
+        cached,
+        image or 0.0,
+        minute or 0.0,
+        characters or 0.0,
+        batch_in,
+        batch_out,
+    )
 
 
 _SERVABLE = {
@@ -191,7 +287,9 @@ _SERVABLE = {
     Operation.RESPONSES: (Operation.RESPONSES,),
     Operation.EMBEDDINGS: (Operation.EMBEDDINGS,),
     Operation.COMPLETIONS: (Operation.COMPLETIONS,),
-    Operation.IMAGES: (Operation.IMAGES,),
+    Operation.IMAGES: (Operation.IMAGES, Operation.IMAGE_EDITS),
+    Operation.TRANSCRIPTIONS: (Operation.TRANSCRIPTIONS, Operation.TRANSLATIONS),
+    Operation.SPEECH: (Operation.SPEECH,),
 }
 
 

@@ -7,7 +7,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,43 +17,27 @@ from starlette.responses import Response
 from shared.auth.secret_cache import CachedSecrets
 from shared.errors import GatewayError, server_error
 from shared.routes import Operation
+from shared.upstream.answers import (
+    MISCONFIGURED,
+    binary_answer,
+    read_whole,
+    rejected,
+    relayed_answer,
+    relayed_headers,
+)
 from shared.upstream.balancer import Balancer
-from shared.upstream.call import call_upstream, transport_error
+from shared.upstream.call import call_upstream
 from shared.upstream.client import UpstreamClient
 from shared.upstream.config import PublicModel
-from shared.upstream.scrub import error_answer, headers_without_key
-from shared.upstream.streams import KeepAliveStream, RelayedStream
+from shared.upstream.scrub import error_answer
+from shared.upstream.single import SingleCalls
+from shared.upstream.streams import KeepAliveStream
 from shared.upstream.upstreams import Upstream
 from shared.usage.account import Account
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_failover, record_upstream_error
 
 log = logging.getLogger("tollgate.relay")
-
-# Headers the gateway owns or that describe the upstream hop, never relayed to the client.
-_DROPPED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "content-length",
-        "content-encoding",
-        "date",
-        "server",
-        "set-cookie",
-        "upgrade",
-        "trailer",
-        "te",
-        "proxy-authenticate",
-        "www-authenticate",
-        "x-request-id",
-        "api-key",
-        "authorization",
-    }
-)
-_OWNED_PREFIXES = ("x-ratelimit-", "x-tollgate-")
-# An upstream answering these is misconfigured (key, deployment, network rule): try another.
-_MISCONFIGURED = frozenset({401, 403, 404})
 
 
 @dataclass(frozen=True)
@@ -65,7 +49,10 @@ class FailoverPolicy:
     keepalive_seconds: float  # a stream waiting this long is committed and kept alive (0: never)
 
 
-class Dispatcher:
+class Dispatcher(SingleCalls):
+    """Calls to a model's pool: a deployment picked, failed over; and, inherited, calls to one
+    known upstream."""
+
     def __init__(
         self,
         client: UpstreamClient,
@@ -73,7 +60,8 @@ class Dispatcher:
         balancer: Balancer,
         policy: FailoverPolicy,
     ):
-        self.client, self.secrets, self.balancer, self.policy = client, secrets, balancer, policy
+        super().__init__(client, secrets, policy.total_seconds)
+        self.balancer, self.policy = balancer, policy
 
     async def forward(
         self, model: PublicModel, payload: dict[str, Any], request_id: str, account: Account
@@ -139,7 +127,7 @@ class Dispatcher:
                 await self.balancer.cool_down(upstream.name, self._cooldown(resp.headers))
                 last = None
                 continue
-            if resp.status >= 500 or resp.status in _MISCONFIGURED:
+            if resp.status >= 500 or resp.status in MISCONFIGURED:
                 record_upstream_error(
                     upstream.name, model.name, "5xx" if resp.status >= 500 else "rejected"
                 )
@@ -152,67 +140,65 @@ class Dispatcher:
                 log.info("request_id=%s failover path=%s", request_id, ",".join(sorted(tried)))
             account.deployment = upstream.name
             tap = UsageTap(strip_usage, model.operation) if stream else None
-            return await _answer(resp, upstream, request_id, tap, account, key)
+            if model.operation is Operation.SPEECH and resp.status == 200:
+                return binary_answer(resp, upstream, request_id, account, key)
+            return await relayed_answer(resp, upstream, request_id, tap, account, key)
         return self._exhausted(model, last, account)
 
-    async def stored(
+    async def upload(
         self,
-        upstream: Upstream,
-        method: str,
-        url: str,
+        model: PublicModel,
+        content_type: str,
+        body_for: Callable[[Upstream], AsyncIterable[bytes]],
         request_id: str,
         account: Account,
-        stream: bool = False,
     ) -> Response:
-        """A call on a stored response, to the one deployment that holds it (no failover: no
-        other has it), answered as the upstream answers: a resumed stream relayed as it comes."""
-        account.deployment = upstream.name
-        account.attempts = 1
-        async with asyncio.timeout(None if stream else self.policy.total_seconds):
-            resp, key = await self._call_stored(upstream, method, url, request_id)
-            headers = headers_without_key(
-                relayed_headers(resp.headers, request_id, upstream.name), key
-            )
-            if stream and resp.status == 200:
-                headers.setdefault("cache-control", "no-cache")
-                headers["x-accel-buffering"] = "no"
-                return RelayedStream(
-                    resp, upstream.name, UsageTap(False, Operation.RESPONSES), account, headers
-                )
-            body = await _read(resp, upstream)
-        account.first_byte()
-        if resp.status >= 400:
-            answer = error_answer(resp.status, body, key, headers)
-            account.close_error(resp.status, "upstream_error")
-            return answer
-        account.close_error(resp.status, None)  # no tokens: nothing is generated
-        return Response(content=body, status_code=resp.status, headers=headers)
-
-    async def peek(self, upstream: Upstream, url: str, request_id: str) -> dict[str, Any] | None:
-        """The gateway's own look at a stored response: the upstream's JSON object, {} when it
-        has none (404), None when it could not say this time."""
+        """A multipart call (audio, an image edit): one deployment, since the body streams
+        through once; a 429 or 5xx is relayed for the client to retry (and cools or counts
+        against that deployment, as for any call)."""
+        member = await self.balancer.pick(model.pool, set())
+        if member is None:
+            return self._exhausted(model, None, account)
+        upstream = member.upstream
+        account.deployment, account.attempts = upstream.name, 1
         try:
             async with asyncio.timeout(self.policy.total_seconds):
-                resp, _ = await self._call_stored(upstream, "GET", url, request_id)
-                body = await _read(resp, upstream)
-        except (GatewayError, TimeoutError):
-            return None
-        if resp.status == 404:
-            return {}
-        try:
-            value = json.loads(body) if resp.status == 200 else None
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
+                resp, key = await call_upstream(
+                    self.client,
+                    self.secrets,
+                    upstream,
+                    model.operation,
+                    body_for(upstream),
+                    request_id,
+                    content_type=content_type,
+                )
+                await self._judge(resp, upstream, model)
+                if resp.status not in MISCONFIGURED:
+                    return await relayed_answer(resp, upstream, request_id, None, account, key)
+        except TimeoutError:
+            await self.balancer.failed(upstream.name)
+            message = "The upstream deployment did not answer in time."
+            raise server_error(504, message, "upstream_timeout") from None
+        except GatewayError as exc:
+            if exc.type == "upstream_error":  # not the gateway's own (a body over the limit)
+                await self.balancer.failed(upstream.name)
+            raise
+        raise rejected(resp, upstream)
 
-    async def _call_stored(
-        self, upstream: Upstream, method: str, url: str, request_id: str
-    ) -> tuple[aiohttp.ClientResponse, str]:
-        """A call with no body on a stored response's URL: the response and the key used."""
-        target = (method, url)
-        return await call_upstream(
-            self.client, self.secrets, upstream, Operation.RESPONSES, None, request_id, target
-        )
+    async def _judge(
+        self, resp: aiohttp.ClientResponse, upstream: Upstream, model: PublicModel
+    ) -> None:
+        """Tell the balancer how a single-attempt call went."""
+        if resp.status == 429:
+            record_upstream_error(upstream.name, model.name, "429")
+            await self.balancer.cool_down(upstream.name, self._cooldown(resp.headers))
+        elif resp.status >= 500 or resp.status in MISCONFIGURED:
+            record_upstream_error(
+                upstream.name, model.name, "5xx" if resp.status >= 500 else "rejected"
+            )
+            await self.balancer.failed(upstream.name)
+        else:
+            await self.balancer.succeeded(upstream.name)
 
     def _cooldown(self, headers: Mapping[str, str]) -> float:
         return retry_after_seconds(headers) or self.policy.default_cooldown_seconds
@@ -220,17 +206,10 @@ class Dispatcher:
     async def _failed_answer(
         self, resp: aiohttp.ClientResponse, upstream: Upstream, request_id: str, key: str
     ) -> Response | GatewayError:
-        if resp.status in _MISCONFIGURED:
-            resp.release()
-            log.error("upstream %s answered %s", upstream.name, resp.status)
-            return GatewayError(
-                502,
-                "The upstream deployment rejected the gateway.",
-                type="upstream_error",
-                code="upstream_rejected",
-            )
+        if resp.status in MISCONFIGURED:
+            return rejected(resp, upstream)
         try:
-            body = await _read(resp, upstream)
+            body = await read_whole(resp, upstream)
         except GatewayError as exc:
             return exc
         headers = relayed_headers(resp.headers, request_id, upstream.name)
@@ -259,42 +238,6 @@ class Dispatcher:
             f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s."
         )
         raise server_error(503, message, "upstreams_unavailable", headers)
-
-
-async def _answer(
-    resp: aiohttp.ClientResponse,
-    upstream: Upstream,
-    request_id: str,
-    tap: UsageTap | None,
-    account: Account,
-    key: str,
-) -> Response:
-    """The answer the client gets from the upstream response chosen for it (a stream, with
-    the tap that watches it, when one was asked for and the upstream began one)."""
-    relayed = relayed_headers(resp.headers, request_id, upstream.name)
-    headers = headers_without_key(relayed, key)
-    if tap is not None and resp.status == 200:
-        headers.setdefault("cache-control", "no-cache")
-        headers["x-accel-buffering"] = "no"
-        return RelayedStream(resp, upstream.name, tap, account, headers)
-    body = await _read(resp, upstream)
-    account.first_byte()
-    if resp.status >= 400:
-        answer = error_answer(resp.status, body, key, headers)
-        account.close_body(resp.status, bytes(answer.body))
-        return answer
-    account.close_body(resp.status, body)
-    return Response(content=body, status_code=resp.status, headers=headers)
-
-
-async def _read(resp: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
-    """The whole body, the connection released; a transport failure as the gateway's error."""
-    try:
-        return await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise transport_error(upstream, exc) from None
-    finally:
-        resp.release()
 
 
 def _body_for(
@@ -338,19 +281,3 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
-
-
-def relayed_headers(
-    upstream: Mapping[str, str], request_id: str, upstream_name: str
-) -> dict[str, str]:
-    headers = {
-        name: value
-        for name, value in upstream.items()
-        if name.lower() not in _DROPPED and not name.lower().startswith(_OWNED_PREFIXES)
-    }
-    upstream_request_id = upstream.get("x-request-id")
-    if upstream_request_id:
-        headers["x-upstream-request-id"] = upstream_request_id
-    headers["x-request-id"] = request_id
-    headers["x-tollgate-upstream"] = upstream_name
-    return headers

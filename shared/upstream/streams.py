@@ -92,6 +92,44 @@ class RelayedStream(StreamingResponse):
         return _next_sequence(last) if self._tap.responses else None
 
 
+class ByteStream(StreamingResponse):
+    """A binary answer (speech audio, a file's content) relayed as it arrives, never held
+    whole; its end closes the account: the upstream's status, or why it broke off."""
+
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        upstream_name: str,
+        account: Account,
+        headers: dict[str, str],
+    ):
+        self._upstream = resp
+        self._name = upstream_name
+        self._account = account
+        # The client leaving mid-answer: what the upstream made is still charged.
+        self._end: tuple[int, str] = (resp.status, "client_disconnected")
+        super().__init__(self._relay(), status_code=resp.status, headers=headers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await relay_until_disconnect(self, receive, send)
+        finally:
+            self._upstream.close()
+            self._account.close_error(*self._end)
+
+    async def _relay(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._upstream.content.iter_any():
+                self._account.first_byte()
+                yield chunk
+            self._end = (self._upstream.status, "")
+            self._upstream.release()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Headers are sent: the client sees a body cut short, the record says why.
+            log.warning("binary answer from %s broke: %s", self._name, type(exc).__name__)
+            self._end = (self._upstream.status, "stream_interrupted")
+
+
 class KeepAliveStream(StreamingResponse):
     """A stream committed to the client before any deployment has answered: SSE comments keep
     idle-connection timeouts in front of the app from closing it while the attempts go on;

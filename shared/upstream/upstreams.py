@@ -22,6 +22,10 @@ _AZURE_PATHS = {
     Operation.EMBEDDINGS: "embeddings",
     Operation.COMPLETIONS: "completions",
     Operation.IMAGES: "images/generations",
+    Operation.IMAGE_EDITS: "images/edits",
+    Operation.TRANSCRIPTIONS: "audio/transcriptions",
+    Operation.TRANSLATIONS: "audio/translations",
+    Operation.SPEECH: "audio/speech",
 }
 _OPENAI_PATHS = {op: "/" + path for op, path in _AZURE_PATHS.items()}
 _FOUNDRY_PATHS = {
@@ -71,6 +75,13 @@ class Upstream:
             version = self.responses_api_version
             return f"{self.base_url}/openai/responses{tail}?api-version={version}"
         return f"{self.base_url}/openai/v1/responses{tail}"
+
+    def objects_url(self, tail: str) -> str:
+        """Files and batches (`tail`: "files", "batches/{id}/cancel", ...), which live on the
+        resource (Azure) or the account (OpenAI), not on a deployment."""
+        if self.kind == "azure":
+            return f"{self.base_url}/openai/{tail}?api-version={self.api_version}"
+        return f"{self.base_url}/{tail}"
 
     def stored_response_url(self, response_id: str, action: str = "") -> str:
         """A stored response (`action`: "", "cancel" or "input_items"), on this deployment."""

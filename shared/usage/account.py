@@ -22,7 +22,7 @@ from shared.limits.tokens import (
 from shared.routes import Operation
 from shared.usage.background import UNFINISHED, Pending
 from shared.usage.content import ContentCapture
-from shared.usage.counts import Price, Tokens, flat_counts, tokens_of
+from shared.usage.counts import NO_UNITS, Price, Tokens, Units, flat_counts, tokens_of
 from shared.usage.record import RecordSink, UsageRecord, token_fields
 from shared.usage.stream_tap import UsageTap
 from shared.usage.telemetry import record_request
@@ -48,6 +48,8 @@ def estimate(
     if operation is Operation.IMAGES:  # priced per image; tokens only where reported
         prompt = completions_prompt_tokens(body, tokenizer_model)
         return prompt, prompt
+    if operation in _PER_UNIT:  # audio, speech and uploaded images: tokens only where reported
+        return 0, 0
     prompt = chat_prompt_tokens(body, tokenizer_model)
     return prompt, prompt + completion_allowance(body, default)
 
@@ -82,10 +84,16 @@ class Account:
         self._closed = False
         self.content: ContentCapture | None = None  # only for systems that opted in
         self.response_id = ""  # the stored response a Responses API call created
-        self.images = 0  # images generated, priced per image
+        self.units = NO_UNITS  # what it used that is priced per unit (images, audio, text)
+        self.units_heard = NO_UNITS  # an upload's audio length, if its answer does not say
         self._bind: Callable[[str, str, str], None] | None = None
         self._hold: Callable[[str, Pending], None] | None = None
         self._on_end: Callable[[dict[str, Any]], None] | None = None
+
+    @property
+    def started_at(self) -> str:
+        """When the request began (ISO 8601 UTC), as its record says."""
+        return self._time
 
     def bind_responses(self, bind: Callable[[str, str, str], None]) -> None:
         """Bind the response this call creates, (id, system, deployment), as soon as it is seen."""
@@ -128,13 +136,15 @@ class Account:
 
     def close_body(self, status: int, body: bytes) -> None:
         usage: dict[str, int] = {}
-        if status == 200 and (self._bind is not None or self.operation == _IMAGES):
+        if status == 200 and self.operation in _HEARD:
+            usage = self._heard(body)
+        elif status == 200 and (self._bind is not None or self.operation in _IMAGES):
             # Its id binds it, or its images are counted: the answer is read once, whole.
             answer = _object(body)
             usage = _usage_of(answer)
             if self._bind is None:
                 data = answer.get("data")
-                self.images = len(data) if isinstance(data, list) else 0
+                self.units = Units(images=len(data) if isinstance(data, list) else 0)
             else:
                 response_id = answer.get("id")
                 self.response_seen(response_id if isinstance(response_id, str) else "")
@@ -145,6 +155,21 @@ class Account:
         self._close(
             status, "", tokens_of(usage), disconnected=False, reported=bool(usage), text=body
         )
+
+    def _heard(self, body: bytes) -> dict[str, int]:
+        """A transcription's usage: tokens (gpt-4o-transcribe) or seconds (whisper), else the
+        duration of a verbose answer, else the length of the audio as the gateway read it."""
+        answer = _object(body) if body[:1] == b"{" else {}
+        usage = _usage_of(answer)
+        seconds: float | None = usage.pop("seconds", None)
+        duration = answer.get("duration")
+        if seconds is None and isinstance(duration, int | float) and not isinstance(duration, bool):
+            seconds = float(duration)
+        if seconds is not None:
+            self.units = Units(audio_seconds=float(seconds))
+        elif "total_tokens" not in usage:
+            self.units = self.units_heard
+        return usage
 
     def close_stream(self, tap: UsageTap, error_code: str, disconnected: bool) -> None:
         self.response_seen(tap.response_id or "")
@@ -194,6 +219,8 @@ class Account:
         if self._closed:
             return
         self._closed = True
+        if not 200 <= status < 300:  # units are charged only for what was answered
+            self.units = NO_UNITS
         total = tokens.total
         reserved = self.reservation.estimate if self.reservation else 0
         settled = total if reported or not self.reservation else reserved
@@ -223,10 +250,12 @@ class Account:
             **token_fields(tokens),
             reserved_tokens=self.reservation.estimate if self.reservation else 0,
             settled_tokens=settled if self.reservation else 0,
-            cost=round(self._price(self.model, tokens, self.images), 8)
-            if tokens.total or self.images
+            cost=round(self._price(self.model, tokens, self.units, False), 8)
+            if tokens.total or self.units
             else 0.0,
-            images=self.images,
+            images=self.units.images,
+            audio_seconds=self.units.audio_seconds,
+            characters=self.units.characters,
             ttfb_ms=round(self.ttfb_ms, 3),
             total_ms=round((time.perf_counter() - self._started) * 1000, 3),
             attempts=self.attempts,
@@ -276,6 +305,10 @@ def _object(body: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_IMAGES = Operation.IMAGES.value
+_IMAGES = frozenset({Operation.IMAGES.value, Operation.IMAGE_EDITS.value})
+_PER_UNIT = frozenset(
+    {Operation.TRANSCRIPTIONS, Operation.TRANSLATIONS, Operation.SPEECH, Operation.IMAGE_EDITS}
+)
+_HEARD = frozenset({Operation.TRANSCRIPTIONS.value, Operation.TRANSLATIONS.value})
 _DECODER = json.JSONDecoder()
 _TAIL_BYTES = 8192  # a usage block and the members after it: a few hundred bytes

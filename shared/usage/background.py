@@ -20,7 +20,7 @@ from dataclasses import astuple, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.limits.plan import Check, Plan
-from shared.usage.counts import Price, flat_counts, tokens_of
+from shared.usage.counts import NO_UNITS, Price, flat_counts, tokens_of
 from shared.usage.record import RecordSink, UsageRecord, token_fields
 from shared.usage.telemetry import record_request
 
@@ -200,7 +200,7 @@ class BackgroundMeter:
             error_code="" if status in ("completed", "incomplete") else f"response_{status}",
             **token_fields(tokens),
             settled_tokens=tokens.total if pending.plan else 0,
-            cost=round(self._price(record.model, tokens, 0), 8),
+            cost=round(self._price(record.model, tokens, NO_UNITS, False), 8),
         )
 
     async def _hold_and_watch(self, response_id: str, pending: Pending) -> None:

@@ -1,5 +1,6 @@
 """An upstream's usage block read as token counts: prompt, completion, and the cached and
-reasoning tokens inside them, under chat's names and the Responses API's alike."""
+reasoning tokens inside them, under chat's names and the Responses API's alike; and the units
+priced otherwise (images, audio seconds, characters)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,20 @@ class Tokens(NamedTuple):
         return self.prompt + self.completion
 
 
-Price = Callable[[str, Tokens, int], float]  # (public model, tokens, images) -> cost
+class Units(NamedTuple):
+    """What a call used that is priced per unit rather than per token."""
+
+    images: int = 0
+    audio_seconds: float = 0.0  # of audio transcribed or translated
+    characters: int = 0  # of text turned into speech
+
+    def __bool__(self) -> bool:
+        return bool(self.images or self.audio_seconds or self.characters)
+
+
+NO_UNITS = Units()
+# (public model, tokens, units, at the batch price) -> cost in the price table's currency
+Price = Callable[[str, Tokens, Units, bool], float]
 
 
 def flat_counts(usage: dict[str, Any], prefix: str = "") -> dict[str, int]:

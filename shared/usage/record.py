@@ -19,7 +19,7 @@ class UsageRecord:
     system: str  # "-" when the caller could not be identified
     key_id: str  # "-" likewise
     route: str  # gateway | azure | openai
-    operation: str  # chat | responses | completions | embeddings | images | models | ...
+    operation: str  # chat | responses | completions | embeddings | images | batch | files | ...
     model: str  # the public model name ("-" when there was none)
     deployment: str  # the upstream that answered ("" when none did)
     status: int  # the HTTP status the client got
@@ -40,6 +40,10 @@ class UsageRecord:
     cached_tokens: int = 0  # of prompt_tokens, read from the upstream's prompt cache
     reasoning_tokens: int = 0  # of completion_tokens, spent reasoning
     images: int = 0  # images generated (image calls are priced per image)
+    audio_seconds: float = 0.0  # audio transcribed or translated (priced per minute)
+    characters: int = 0  # text turned into speech (priced per million characters)
+    batch_id: str = ""  # the batch whose answered lines this record sums
+    batch_requests: int = 0  # how many of its lines were answered
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:
