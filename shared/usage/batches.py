@@ -128,9 +128,12 @@ class BatchMeter:
             log.error("could not read batch %s's output: %s", batch_id, type(exc).__name__)
             await self._claims.release(batch_id)
             return False
-        if tokens.total:
-            await self._charge(entry["system"], entry["key_id"], entry["model"], tokens.total)
         self._write(self._record(batch_id, entry, answer, tokens, answered))
+        if tokens.total:
+            try:
+                await self._charge(entry["system"], entry["key_id"], entry["model"], tokens.total)
+            except Exception as exc:  # the record stands; the quota misses these tokens
+                log.error("could not charge batch %s's tokens: %s", batch_id, type(exc).__name__)
         return True
 
     async def _usage(self, upstream: str, answer: dict[str, Any]) -> tuple[Tokens, int]:
