@@ -316,3 +316,19 @@ def test_a_request_may_read_only_the_callers_own_files(rig: Rig) -> None:
         messages=[{"role": "user", "content": [{"type": "file", "file": {"file_id": secret.id}}]}],
     )
     assert answered.choices
+
+
+def test_a_cancelled_batch_is_recorded_as_cancelled(rig: Rig) -> None:
+    client = sdk(rig, rig.key, "azure")
+    uploaded = client.files.create(file=("tasks.jsonl", batch_file()), purpose="batch")
+    created = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert client.batches.cancel(created.id).status in ("cancelling", "cancelled")
+    assert finished(client, created.id).status == "cancelled"
+    record = rig.wait_for_record(lambda r: r["batch_id"] == created.id)
+    assert (record["error_code"], record["total_tokens"], record["cost"]) == (
+        "batch_cancelled",
+        0,
+        0.0,
+    )
