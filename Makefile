@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 AZURITE := node_modules/.bin/azurite-blob
 
-.PHONY: install run serve test lint typecheck unit fmt clean bench bench-clients
+.PHONY: install run serve test lint typecheck unit fmt clean bench bench-clients chromium
 
-install: $(STAMP) $(AZURITE)
+install: $(STAMP) $(AZURITE) chromium
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 $(AZURITE): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Headless Chromium renders the latency report's page in tests (Debian's package, as root).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  { echo "make: the tests need chromium: apt-get install chromium" >&2; exit 1; }
 
 run: $(STAMP)
 	$(BIN)/tollgate run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.host import ncrontab
 from shared.probe import delivery as probe_delivery
+from shared.probe.failures import failure_summary
 from shared.probe.latency_csv import (
     COLUMNS,
     TIME_FORMAT,
@@ -22,6 +24,7 @@ from shared.probe.latency_csv import (
     read_csv,
     to_csv,
 )
+from shared.probe.measure import PROBE_MESSAGES
 from tests.conftest import SIM_KEY, Live
 from tests.support.functions import user_function
 from tests.support.processes import free_port
@@ -74,6 +77,36 @@ def test_cells_excel_would_evaluate_are_neutralised() -> None:
     for column in ("error", "model", "region", "deployment"):
         assert record[column].startswith("'")
     assert next(read_csv(to_csv([hostile]))) == hostile
+
+
+def test_time_to_first_token_is_the_last_column_and_reads_back() -> None:
+    streamed = row(stream=True, ttfb_ms=3.5, ttft_ms=250.125)
+    text = to_csv([streamed, row()])
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert COLUMNS[-1] == "ttft_ms" and list(records[0])[-1] == "ttft_ms"
+    assert [r["ttft_ms"] for r in records] == ["250.125", ""]  # empty: not streamed
+    assert list(read_csv(text)) == [streamed, row()]
+
+
+def test_a_csv_from_before_ttft_reads_without_it() -> None:
+    older = "\n".join(line.rsplit(",", 1)[0] for line in to_csv([row()]).splitlines())
+    assert older.splitlines()[0].endswith(",completion_tokens,error")
+    (only,) = read_csv(older + "\n")
+    assert only == row() and only.ttft_ms is None
+
+
+def test_failures_are_counted_per_path_and_status() -> None:
+    rows = [row(path="direct")] * 5 + [row(path="gateway")] * 7
+    rows += [row(path="gateway", status=401, error="HTTP 401 invalid_api_key")] * 7
+    rows += [row(path="gateway", status=429, error="HTTP 429")]
+    rows += [row(path="direct", status=0, error="ClientConnectorError")] * 2
+    rows += [row(path="direct", error='stream error bad\ncode "x"')]  # one log line, plain
+    assert failure_summary(rows) == (
+        "3 of 8 direct requests failed (ClientConnectorError: 2, "
+        "stream error badcode x: 1); "
+        "8 of 15 gateway requests failed (401: 7, 429: 1)"
+    )
+    assert failure_summary([row(), row(path="direct")]) == ""
 
 
 def test_a_seed_csv_reads_with_defaults() -> None:
@@ -131,17 +164,32 @@ def blobs(connection: str, container: str) -> dict[str, str]:
         }
 
 
+def run_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "tollgate.probe" and "probe run" in r.msg]
+
+
 async def test_timer_handler_probes_and_uploads_a_csv_to_azurite(
-    live: Live, azurite_connection: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    live: Live,
+    azurite_connection: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     probe_env(live, monkeypatch, "probes", azurite_connection, tmp_path / "spool")
-    await user_function("latency_probe")(TimerRequest(past_due=False))
+    with caplog.at_level("INFO", logger="tollgate.probe"):
+        await user_function("latency_probe")(TimerRequest(past_due=False))
+    (logged,) = run_logs(caplog)
+    assert logged.levelno == logging.INFO
+    assert logged.getMessage().endswith(": 16 requests, none failed")
     ((name, text),) = blobs(azurite_connection, "probes").items()
     assert re.fullmatch(rf"{datetime.now(UTC):%Y/%m/%d}/\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}\.csv", name)
     rows = list(read_csv(text))
     assert len(rows) == 2 * 2 * 2 * 2  # models x requests x (stream, not) x (direct, gateway)
     assert all(r.ok and r.total_ms > 0 and r.ttfb_ms <= r.total_ms for r in rows), rows
     assert all(r.completion_tokens and r.prompt_tokens for r in rows)
+    streamed = [r for r in rows if r.stream]
+    assert all(r.ttft_ms is not None and r.ttfb_ms <= r.ttft_ms <= r.total_ms for r in streamed)
+    assert all(r.ttft_ms is None for r in rows if not r.stream)
     gateway = [r for r in rows if r.path == "gateway"]
     assert {r.deployment for r in gateway} == {"sim-gpt-4o", "sim-gpt-35-turbo"}
     assert {r.region for r in rows} == {"Simulated"}
@@ -189,6 +237,25 @@ async def test_without_a_probe_key_the_direct_path_is_still_timed(
     (written,) = (tmp_path / "results").rglob("*.csv")
     rows = list(read_csv(written.read_text()))
     assert {r.path for r in rows} == {"direct"} and len(rows) == 2 * 2
+
+
+async def test_a_run_with_failed_requests_logs_a_warning_naming_them(
+    live: Live, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    probe_env(live, monkeypatch, str(tmp_path / "results"), "", tmp_path / "spool")
+    monkeypatch.delenv("TOLLGATE_STORAGE_CONNECTION_STRING")
+    monkeypatch.setenv("TOLLGATE_SECRET_PROBE_GATEWAY_KEY", "tg_aaaaaaaaaaaa_wrong")
+    monkeypatch.setenv("TOLLGATE_PROBE_MODELS", "gpt-4o")
+    monkeypatch.setenv("TOLLGATE_PROBE_REQUESTS", "1")
+    with caplog.at_level("INFO", logger="tollgate.probe"):
+        await user_function("latency_probe")(TimerRequest(past_due=False))
+    (logged,) = run_logs(caplog)
+    assert logged.levelno == logging.WARNING
+    assert logged.getMessage().endswith(": 2 of 2 gateway requests failed (401: 2)")
+    everything = " ".join(r.getMessage() for r in caplog.records)
+    assert "probe results uploaded" in everything  # the upload itself went well
+    assert "wrong" not in everything and SIM_KEY not in everything
+    assert PROBE_MESSAGES[1]["content"] not in everything
 
 
 async def test_probe_off_by_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def make_row(
     status: int = 200,
     error: str = "",
     start: datetime = START,
+    ttft: float | None = None,
 ) -> LatencyRow:
     return LatencyRow(
         model=model,
@@ -45,7 +46,13 @@ def make_row(
         prompt_tokens=12,
         completion_tokens=34,
         error=error,
+        ttft_ms=ttft,
     )
+
+
+def first_tokens(ttfbs: list[float]) -> list[float]:
+    """A streamed row's first content token: 40 ms after its first byte (a role-only chunk)."""
+    return [ttfb + 40.0 for ttfb in ttfbs]
 
 
 def timings(model: str, path: str, stream: bool) -> list[tuple[float, float]]:
@@ -66,7 +73,8 @@ def sample_rows(day: datetime = START) -> list[LatencyRow]:
             for stream in (False, True):
                 for i, (total, ttfb) in enumerate(timings(model, path, stream)):
                     at = day + timedelta(seconds=i)
-                    rows.append(make_row(model, path, stream, total, ttfb, start=at))
+                    ttft = first_tokens([ttfb])[0] if stream else None
+                    rows.append(make_row(model, path, stream, total, ttfb, start=at, ttft=ttft))
     # Failures: counted in n and err%, never in the percentiles.
     rows.append(make_row("gpt-4o", "gateway", False, 99999.0, 99999.0, status=429, start=day))
     rows.append(make_row("gpt-4o", "gateway", False, 5.0, 5.0, status=0, error="timeout"))
@@ -180,17 +188,21 @@ def test_cli_prints_the_table(sample_csv: Path, capsys: pytest.CaptureFixture[st
     cells = table_row(out, "gpt-35-turbo", "yes", "direct")
     ttfbs = [f for _, f in timings("gpt-35-turbo", "direct", True)]
     assert cells[3:5] == ["23", "0.0%"]
-    assert_printed(cells[8:], [expected(ttfbs, q) for q in (0.5, 0.9, 0.99)])
+    assert_printed(cells[8:11], [expected(ttfbs, q) for q in (0.5, 0.9, 0.99)])
+    assert_printed(cells[11:], [expected(first_tokens(ttfbs), q) for q in (0.5, 0.9, 0.99)])
+    assert table_row(out, "gpt-35-turbo", "no", "direct")[11:] == ["-", "-", "-"]
 
     overhead_table = out.split("Gateway overhead", 1)[1]
     cells = table_row(overhead_table, "gpt-4o", "yes")
     routed = [t for t, _ in timings("gpt-4o", "gateway", True)]
     direct = [t for t, _ in timings("gpt-4o", "direct", True)]
     gap_p99 = expected(routed, 0.99) - expected(direct, 0.99)
-    assert cells[2] == "+15.0"
-    assert_printed(cells[3:4], [gap_p99])
+    assert cells[2:4] == ["23/23", "23/23"]  # the good rows each side rests on, of all
+    assert cells[4] == "+15.00"
+    assert_printed(cells[5:6], [gap_p99])
     ratio = expected(routed, 0.5) / expected(direct, 0.5)  # gateway / direct, as make bench says
-    assert cells[6] == f"{ratio:.2f}x"
+    assert cells[10] == f"{ratio:.2f}x"
+    assert table_row(overhead_table, "gpt-4o", "no")[2:4] == ["23/23", "23/25"]
 
 
 def test_out_writes_png_and_html(
@@ -202,7 +214,7 @@ def test_out_writes_png_and_html(
     assert png.startswith(PNG_MAGIC)
     assert len(png) > 10_000
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "data:image/png;base64," in page
+    assert "<svg" in page and "<img" not in page  # the chart is drawn in the page itself
     totals = [t for t, _ in timings("gpt-4o", "gateway", False)]
     assert f'<td class="num">{expected(totals, 0.5):.1f}</td>' in page
     assert "<td>gpt-35-turbo</td>" in page

@@ -10,6 +10,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import AsyncGenerator, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -288,7 +289,8 @@ def test_csv_for_finance(
     assert code == 0
     assert f"Wrote {out_csv}" in out
     rows = read_csv_file(out_csv)
-    assert list(rows[0]) == [*by, *measures(records)]
+    assert list(rows[0]) == [*by, *measures(records), "currency"]
+    assert {row["currency"] for row in rows} == {"USD"}  # the price table's, unless told
     *groups, totals = rows
     assert [totals[name] for name in by] == ["(total)", "", ""]
 
@@ -355,6 +357,59 @@ def test_malformed_lines_are_skipped_and_counted(
     assert f"skipped {len(bad)} malformed lines (the first: {target}:{first_bad})" in err
     assert "skipped 1 unfinished last line" in err
     assert_table(out, RECORDS, ("system", "model", "day"))
+
+
+def header_cells(output: str) -> list[str]:
+    line = next(line for line in output.splitlines() if line.rstrip().endswith("p95 ms"))
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_cost_is_shown_in_the_given_currency(
+    records_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["report", "usage", str(records_dir), "--by", "system"], capsys)
+    assert code == 0 and "cost (USD)" in header_cells(out)
+    out_csv = tmp_path / "eur.csv"
+    argv = ["report", "usage", str(records_dir), "--by", "system", "--currency", "eur"]
+    code, out, _ = run([*argv, "--csv", str(out_csv)], capsys)
+    assert code == 0 and "cost (EUR)" in header_cells(out)
+    assert_table(out, RECORDS, ("system",))  # the same figures, labelled
+    assert {row["currency"] for row in read_csv_file(out_csv)} == {"EUR"}
+    assert "no prices configured" not in out
+
+
+@pytest.mark.parametrize("bad", ["dollars", "US", "=1+1", "", "€€"])
+def test_a_currency_is_a_code_or_a_sign(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "usage", "--currency", bad])
+    assert exit_info.value.code == 2
+    assert "is not a currency: give a code such as USD" in capsys.readouterr().err
+
+
+def test_without_prices_the_report_says_so_instead_of_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unpriced = [replace(r, cost=0.0) for r in RECORDS]
+    write_layout(tmp_path / "usage", unpriced)
+    out_csv = tmp_path / "bill.csv"
+    argv = ["report", "usage", str(tmp_path / "usage"), "--by", "system", "--csv", str(out_csv)]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "no prices configured: costs are 0" in out
+    headers = header_cells(out)
+    assert not [h for h in headers if h.startswith("cost")]
+    assert headers[-3:] == ["total tok", "p50 ms", "p95 ms"]
+    totals = next(line for line in out.splitlines() if line.startswith("(total)"))
+    want = measures(RECORDS)
+    cells = re.split(r"\s{2,}", totals)
+    assert [float(c.replace(",", "")) for c in cells[4:7]] == [
+        want["prompt_tokens"],
+        want["completion_tokens"],
+        want["total_tokens"],
+    ]
+    assert len(cells) == 1 + MEASURES - 1  # no cost cell
+    rows = read_csv_file(out_csv)  # the spreadsheet keeps its columns: cost 0 and currency
+    assert {(row["cost"], row["currency"]) for row in rows} == {("0.000000", "USD")}
 
 
 def test_no_records_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,9 @@ from shared.cli.dates import add_dates, date_range
 from shared.cli.errors import CommandError
 from shared.errors import ConfigError
 from shared.probe.latency_csv import LatencyRow, read_csv
-from shared.report.render import Provenance, render_html, render_png, render_text
+from shared.report.page import render_html
+from shared.report.png_chart import render_png
+from shared.report.render import Provenance, render_text
 from shared.report.stats import Summary, summarise
 from shared.settings import ProbeSettings, Settings
 from shared.storage.documents import ResultsStore, results_store
@@ -49,7 +51,9 @@ def add_commands(commands: Any) -> None:
         "latency",
         help="latency percentiles, gateway overhead and a chart from probe/bench CSVs",
         description="Per model, path and stream mode: request count, error rate and p50/p90/p99 "
-        "of total time and time to first byte; and the gateway's overhead over direct calls.",
+        "of total time, time to first byte and (streamed) time to first content token; the "
+        "gateway's overhead over direct calls, with the rows it rests on and a warning when "
+        "they are few or failing.",
     )
     latency.add_argument(
         "sources",
@@ -91,7 +95,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     summary = summarise(loaded.rows)
     first, last = summary.first, summary.last
     period = f"{since or (first and first.date())} to {until or (last and last.date())}"
-    provenance = Provenance(period, loaded.files, summary.rows)
+    failed = sum(not row.ok for row in loaded.rows)
+    provenance = Provenance(period, loaded.files, summary.rows, failed)
     print(render_text(summary, provenance))
     if args.out is not None:
         _write_out(args.out, summary, provenance)
@@ -102,7 +107,7 @@ def _write_out(folder: Path, summary: Summary, provenance: Provenance) -> None:
     png = render_png(summary, provenance)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.png").write_bytes(png)
-    (folder / "report.html").write_text(render_html(summary, provenance, png), encoding="utf-8")
+    (folder / "report.html").write_text(render_html(summary, provenance), encoding="utf-8")
     print(f"\nWrote {folder / 'report.png'} and {folder / 'report.html'}")
 
 

@@ -1,10 +1,12 @@
-"""`tollgate report usage`: a bill per calling system from the gateway's usage records."""
+"""`tollgate report usage`: a bill per calling system from the gateway's usage records, its
+costs in the currency of the operator's price table (`--currency`, USD unless told)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import unicodedata
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from shared.cli.errors import CommandError
 from shared.errors import ConfigError
 from shared.report.usage import (
     DEFAULT_BY,
+    DEFAULT_CURRENCY,
     DIMENSIONS,
     Tally,
     bill,
@@ -58,6 +61,14 @@ def add_command(kinds: Any) -> None:
     usage.add_argument(
         "--csv", type=Path, metavar="FILE", help="also write the rows to FILE as CSV"
     )
+    usage.add_argument(
+        "--currency",
+        type=_currency,
+        default=DEFAULT_CURRENCY,
+        metavar="CODE",
+        help='the currency of the price table (each model\'s "price" in the gateway '
+        f"configuration), shown with every cost; default: {DEFAULT_CURRENCY}",
+    )
     usage.add_argument("--out", help=argparse.SUPPRESS)  # answered: use --csv
     usage.set_defaults(handler=cmd_usage)
 
@@ -67,6 +78,18 @@ def _by(text: str) -> tuple[str, ...]:
         return parse_by(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _currency(text: str) -> str:
+    """An ISO 4217 code (USD, EUR, JPY) or one currency sign ($, €, ¥)."""
+    code = text.strip()
+    if len(code) == 3 and code.isascii() and code.isalpha():
+        return code.upper()
+    if len(code) == 1 and unicodedata.category(code) == "Sc":
+        return code
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a currency: give a code such as USD, EUR or JPY, or a sign such as $"
+    )
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
@@ -85,11 +108,11 @@ def cmd_usage(args: argparse.Namespace) -> int:
         )
         return 1
     rows = bill(tally)
-    print(render_table(tally, rows, where))
+    print(render_table(tally, rows, where, args.currency))
     if args.csv is not None:
         try:
             with args.csv.open("w", encoding="utf-8", newline="") as out:
-                write_csv(out, tally.by, rows)
+                write_csv(out, tally.by, rows, args.currency)
         except OSError as exc:
             raise CommandError(f"{args.csv}: cannot write it ({exc.strerror or exc})") from None
         print(f"\nWrote {args.csv}")

@@ -1,6 +1,7 @@
 """The latency CSV: the seed's four columns first, in the seed's formats, then Tollgate's.
 
-Shared by the scheduled probe, `tollgate bench` and `tollgate report`.
+Shared by the scheduled probe, `tollgate bench` and `tollgate report`. Columns are only ever
+added at the end (`ttft_ms` came last), and a reader takes files without the newer ones.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COLUMNS = (
     "prompt_tokens",
     "completion_tokens",
     "error",
+    "ttft_ms",  # time to the first content token of a streamed answer; empty otherwise
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TIMEDELTA = re.compile(
@@ -50,6 +52,7 @@ class LatencyRow:
     prompt_tokens: int | None
     completion_tokens: int | None
     error: str
+    ttft_ms: float | None = None  # streamed answers: until the first non-empty delta.content
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,7 @@ class LatencyRow:
             "" if self.prompt_tokens is None else str(self.prompt_tokens),
             "" if self.completion_tokens is None else str(self.completion_tokens),
             self.error,
+            "" if self.ttft_ms is None else f"{self.ttft_ms:.3f}",
         ]
         return [neutralise(v) for v in values]
 
@@ -129,8 +133,13 @@ def read_csv(text: str) -> Iterator[LatencyRow]:
             prompt_tokens=_int_or_none(cell.get("prompt_tokens")),
             completion_tokens=_int_or_none(cell.get("completion_tokens")),
             error=cell.get("error", ""),
+            ttft_ms=_float_or_none(cell.get("ttft_ms")),
         )
 
 
 def _int_or_none(text: str | None) -> int | None:
     return int(text) if text else None
+
+
+def _float_or_none(text: str | None) -> float | None:
+    return float(text) if text else None

@@ -1,4 +1,5 @@
-"""Timing one chat request, directly to an upstream or through the gateway, as a CSV row."""
+"""Timing one chat request, directly to an upstream or through the gateway, as a CSV row: its
+total time, its first byte and, streamed, its first content token (first_token)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from shared.probe.first_token import FirstContent
 from shared.probe.latency_csv import LatencyRow
 from shared.routes import Operation
 from shared.upstream.upstreams import Upstream
@@ -44,6 +46,14 @@ def gateway_target(model: str, gateway_url: str, key: str) -> Target:
     return Target(model, "gateway", url, headers, None, "")
 
 
+@dataclass
+class Timing:
+    """Seconds from sending the request; None until it happened."""
+
+    first_byte: float | None = None
+    first_token: float | None = None  # streamed answers only
+
+
 async def measure(session: aiohttp.ClientSession, target: Target, stream: bool) -> LatencyRow:
     body: dict[str, Any] = {"messages": PROBE_MESSAGES, "stream": stream}
     if target.body_model:
@@ -52,19 +62,15 @@ async def measure(session: aiohttp.ClientSession, target: Target, stream: bool) 
         body["stream_options"] = {"include_usage": True}
     start = datetime.now()
     t0 = time.perf_counter()
-    ttfb = 0.0
+    timing = Timing()
     status, error = 0, ""
     headers: dict[str, str] = {}
     usage: dict[str, int] = {}
     try:
         async with session.post(target.url, json=body, headers=target.headers) as resp:
             status, headers = resp.status, dict(resp.headers)
-            chunks: list[bytes] = []
-            async for chunk in resp.content.iter_any():
-                if not chunks:
-                    ttfb = time.perf_counter() - t0
-                chunks.append(chunk)
-        usage, error = _outcome(status, b"".join(chunks), stream)
+            answer = await _read(resp, stream, t0, timing)
+        usage, error = _outcome(status, answer, stream)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         error = type(exc).__name__
     total = time.perf_counter() - t0
@@ -78,12 +84,27 @@ async def measure(session: aiohttp.ClientSession, target: Target, stream: bool) 
         region=headers.get("x-ms-region", ""),
         stream=stream,
         status=status,
-        ttfb_ms=(ttfb or total) * 1000,
+        ttfb_ms=(timing.first_byte or total) * 1000,
         total_ms=total * 1000,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
         error=error,
+        ttft_ms=None if timing.first_token is None else timing.first_token * 1000,
     )
+
+
+async def _read(resp: aiohttp.ClientResponse, stream: bool, t0: float, timing: Timing) -> bytes:
+    """The whole answer, noting when its first bytes and (streamed) first content token came."""
+    content = FirstContent() if stream and resp.status == 200 else None
+    chunks: list[bytes] = []
+    async for chunk in resp.content.iter_any():
+        elapsed = time.perf_counter() - t0
+        if timing.first_byte is None:
+            timing.first_byte = elapsed
+        if content is not None and not content.seen and content.feed(chunk):
+            timing.first_token = elapsed
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _outcome(status: int, body: bytes, stream: bool) -> tuple[dict[str, int], str]:

@@ -19,6 +19,7 @@ from shared.auth.secrets import (
 )
 from shared.auth.upstream_credentials import secret_provider_from
 from shared.probe.delivery import Delivery, deliver
+from shared.probe.failures import failure_summary
 from shared.probe.latency_csv import LatencyRow, to_csv
 from shared.probe.measure import Target, direct_target, gateway_target, measure
 from shared.routes import Operation
@@ -121,6 +122,7 @@ async def run_scheduled() -> ProbeRun | None:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         rows = await time_requests(session, schedule(plan, probe.requests, (False, True)))
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
+    log_outcome(run_id, rows)
     store = results_store(
         probe.results, settings.storage_connection_string, settings.azure_client_id
     )
@@ -130,6 +132,15 @@ async def run_scheduled() -> ProbeRun | None:
     finally:
         await store.aclose()
     return ProbeRun(run_id, rows, delivery)
+
+
+def log_outcome(run_id: str, rows: list[LatencyRow]) -> None:
+    """A WARNING naming what failed when any request did; INFO for a run that went well."""
+    failed = failure_summary(rows)
+    if failed:
+        log.warning("probe run %s: %s", run_id, failed)
+    else:
+        log.info("probe run %s: %d requests, none failed", run_id, len(rows))
 
 
 async def _plan(

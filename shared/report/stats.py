@@ -64,6 +64,11 @@ class GroupStats:
     errors: int
     total: Spread | None  # None when no row succeeded
     ttfb: Spread | None
+    ttft: Spread | None = None  # first content token: streamed rows that timed it
+
+    @property
+    def good(self) -> int:
+        return self.count - self.errors
 
     @property
     def error_rate(self) -> float:
@@ -73,16 +78,21 @@ class GroupStats:
 @dataclass(frozen=True)
 class Overhead:
     """Gateway minus direct, for one model and stream mode (ms; negative = gateway faster),
-    and gateway over direct at p50 (the ratio `make bench` reports too)."""
+    and gateway over direct at p50 (the ratio `make bench` reports too); direct and gateway
+    are the groups it was computed from, with their counts."""
 
     model: str
     stream: bool
+    direct: GroupStats
+    gateway: GroupStats
     total_p50: float
     total_p99: float
     ttfb_p50: float
     ttfb_p99: float
-    total_p50_ratio: float = 0.0
-    ttfb_p50_ratio: float = 0.0
+    total_p50_ratio: float
+    ttfb_p50_ratio: float
+    ttft_p50: float | None = None  # None unless both paths timed first content tokens
+    ttft_p99: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ def group_stats(rows: Sequence[LatencyRow]) -> GroupStats:
         errors=len(rows) - len(good),
         total=Spread.of([row.total_ms for row in good]),
         ttfb=Spread.of([row.ttfb_ms for row in good]),
+        ttft=Spread.of([row.ttft_ms for row in good if row.ttft_ms is not None]),
     )
 
 
@@ -135,22 +146,32 @@ def overheads(groups: Iterable[GroupStats]) -> tuple[Overhead, ...]:
     found: list[Overhead] = []
     for (model, stream, path), gateway in by_key.items():
         direct = by_key.get((model, stream, DIRECT))
-        if path != GATEWAY or direct is None:
-            continue
-        if gateway.total and direct.total and gateway.ttfb and direct.ttfb:
-            found.append(
-                Overhead(
-                    model=model,
-                    stream=stream,
-                    total_p50=gateway.total.p50 - direct.total.p50,
-                    total_p99=gateway.total.p99 - direct.total.p99,
-                    ttfb_p50=gateway.ttfb.p50 - direct.ttfb.p50,
-                    ttfb_p99=gateway.ttfb.p99 - direct.ttfb.p99,
-                    total_p50_ratio=_ratio(gateway.total.p50, direct.total.p50),
-                    ttfb_p50_ratio=_ratio(gateway.ttfb.p50, direct.ttfb.p50),
-                )
-            )
+        if path == GATEWAY and direct is not None:
+            overhead = overhead_of(direct, gateway)
+            if overhead is not None:
+                found.append(overhead)
     return tuple(sorted(found, key=lambda o: (o.model, o.stream)))
+
+
+def overhead_of(direct: GroupStats, gateway: GroupStats) -> Overhead | None:
+    """Gateway minus direct; None unless both have successful rows."""
+    if not (gateway.total and direct.total and gateway.ttfb and direct.ttfb):
+        return None
+    routed, straight = gateway.ttft, direct.ttft
+    return Overhead(
+        model=gateway.model,
+        stream=gateway.stream,
+        direct=direct,
+        gateway=gateway,
+        total_p50=gateway.total.p50 - direct.total.p50,
+        total_p99=gateway.total.p99 - direct.total.p99,
+        ttfb_p50=gateway.ttfb.p50 - direct.ttfb.p50,
+        ttfb_p99=gateway.ttfb.p99 - direct.ttfb.p99,
+        total_p50_ratio=_ratio(gateway.total.p50, direct.total.p50),
+        ttfb_p50_ratio=_ratio(gateway.ttfb.p50, direct.ttfb.p50),
+        ttft_p50=routed.p50 - straight.p50 if routed and straight else None,
+        ttft_p99=routed.p99 - straight.p99 if routed and straight else None,
+    )
 
 
 def _ratio(gateway: float, direct: float) -> float:

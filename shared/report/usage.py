@@ -1,7 +1,8 @@
 """Usage reports: the gateway's usage records, read for a date range and summed per group.
 
 Files (usage_files) are read a chunk at a time, a few at once; a group keeps its sums and its
-requests' total_ms (for the percentiles), never the records.
+requests' total_ms (for the percentiles), never the records. Costs are in the price table's
+currency, which the records do not name: the report is told it (`--currency`).
 """
 
 from __future__ import annotations
@@ -43,9 +44,15 @@ TEXT_MEASURES = (
     "prompt tok",
     "completion tok",
     "total tok",
-    "cost",
+    "cost",  # shown as `cost (USD)`, in the currency the report is given
     "p50 ms",
     "p95 ms",
+)
+CURRENCY_COLUMN = "currency"  # the CSV's last column
+DEFAULT_CURRENCY = "USD"
+NO_PRICES = (
+    "no prices configured: costs are 0 (tokens were used, yet no record carries a cost; give "
+    'each model a "price" in the gateway configuration)'
 )
 
 Key = tuple[str | int, ...]
@@ -251,7 +258,14 @@ def bill(tally: Tally) -> list[BillRow]:
     return [*rows, BillRow.of(totals_key, everything)]
 
 
-def render_table(tally: Tally, rows: Sequence[BillRow], where: str) -> str:
+def unpriced(totals: BillRow) -> bool:
+    """Whether tokens were used and nothing cost anything: no model had a price."""
+    return totals.cost == 0 and totals.total_tokens > 0
+
+
+def render_table(
+    tally: Tally, rows: Sequence[BillRow], where: str, currency: str = DEFAULT_CURRENCY
+) -> str:
     files = "file" if tally.files == 1 else "files"
     records = "record" if tally.records == 1 else "records"
     headline = (
@@ -259,17 +273,24 @@ def render_table(tally: Tally, rows: Sequence[BillRow], where: str) -> str:
         f"from {where}"
     )
     *groups, totals = rows
-    body = [[*(_shown(value) for value in row.key), *_measure_cells(row)] for row in groups]
-    body.append([*(str(value) for value in totals.key), *_measure_cells(totals)])
-    table = aligned((*tally.by, *TEXT_MEASURES), body, len(tally.by))
-    return f"{headline}\n\n{table}"
+    priced = not unpriced(totals)
+    body = [[*(_shown(value) for value in row.key), *_measure_cells(row, priced)] for row in groups]
+    body.append([*(str(value) for value in totals.key), *_measure_cells(totals, priced)])
+    headers = [
+        f"cost ({currency})" if name == "cost" else name
+        for name in TEXT_MEASURES
+        if priced or name != "cost"
+    ]
+    table = aligned((*tally.by, *headers), body, len(tally.by))
+    return f"{headline}\n\n{table}" + ("" if priced else f"\n\n{NO_PRICES}")
 
 
 def _shown(value: str | int) -> str:
     return "(none)" if value == "" else str(value)
 
 
-def _measure_cells(row: BillRow) -> list[str]:
+def _measure_cells(row: BillRow, priced: bool = True) -> list[str]:
+    cost = [f"{row.cost:,.4f}"] if priced else []
     return [
         f"{row.requests:,}",
         f"{row.errors:,}",
@@ -277,16 +298,19 @@ def _measure_cells(row: BillRow) -> list[str]:
         f"{row.prompt_tokens:,}",
         f"{row.completion_tokens:,}",
         f"{row.total_tokens:,}",
-        f"{row.cost:,.4f}",
+        *cost,
         f"{row.p50_ms:.1f}",
         f"{row.p95_ms:.1f}",
     ]
 
 
-def write_csv(out: IO[str], by: Sequence[str], rows: Sequence[BillRow]) -> None:
-    """The rows for a spreadsheet: plain numbers, and no cell it would take for a formula."""
+def write_csv(
+    out: IO[str], by: Sequence[str], rows: Sequence[BillRow], currency: str = DEFAULT_CURRENCY
+) -> None:
+    """The rows for a spreadsheet: plain numbers, the cost's currency last, and no cell it
+    would take for a formula."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*by, *MEASURES])
+    writer.writerow([*by, *MEASURES, CURRENCY_COLUMN])
     for row in rows:
         writer.writerow(
             [
@@ -300,6 +324,7 @@ def write_csv(out: IO[str], by: Sequence[str], rows: Sequence[BillRow]) -> None:
                 f"{row.cost:.6f}",
                 f"{row.p50_ms:.3f}",
                 f"{row.p95_ms:.3f}",
+                neutralise(currency),
             ]
         )
 
