@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from shared.registry import admin
+from shared.registry.audit import read_audit
+from shared.registry.store import FileStore
+from shared.settings import Settings
 from tests.support.processes import tollgate
 
 
@@ -19,7 +26,7 @@ def test_every_change_is_audited_without_secrets(tmp_path: Path) -> None:
     key = tollgate("keys", "create", "--system", "0003R3", env=env).stdout.strip()
     assert tollgate("keys", "revoke", key.split("_")[1], env=env).returncode == 0
     assert tollgate("systems", "update", "0003R3", "--disable", env=env).returncode == 0
-    assert tollgate("systems", "delete", "0003R3", env=env).returncode == 0
+    assert tollgate("systems", "delete", "0003R3", "--yes", env=env).returncode == 0
     assert tollgate("keys", "create", "--system", "nope", env=env).returncode == 2  # no change
 
     listed = tollgate("audit", "--json", env=env)
@@ -43,3 +50,46 @@ def test_every_change_is_audited_without_secrets(tmp_path: Path) -> None:
     assert key not in stored and "sha256:" not in stored
     text = tollgate("audit", "--system", "0003R3", env=env).stdout
     assert 'limits: null -> {"rpm": 60}' in text and "deleted" in text
+
+
+def test_a_purge_run_again_reads_as_a_purge_not_a_creation(tmp_path: Path) -> None:
+    env = {
+        "TOLLGATE_REGISTRY": str(tmp_path / "systems.json"),
+        "TOLLGATE_AUDIT_LOG": str(tmp_path / "audit"),
+        "TOLLGATE_USAGE_RECORDS": str(tmp_path / "usage"),
+        "TOLLGATE_CONTENT_LOG": str(tmp_path / "content"),
+    }
+    assert tollgate("systems", "create", "cli-erased", "--models", "*", env=env).returncode == 0
+    for _ in range(2):
+        assert tollgate("systems", "purge", "cli-erased", "--yes", env=env).returncode == 0
+    rows = tollgate("audit", "--system", "cli-erased", env=env).stdout.splitlines()[1:]
+    changes = [row.split("  cli-erased  ")[1] for row in rows]
+    assert changes == [
+        "created",
+        "erased: registry entry deleted, 0 content file(s), 0 usage record(s)",
+        "erased: registry entry already gone, 0 content file(s), 0 usage record(s)",
+    ]
+
+
+async def test_edits_are_audited_whoever_makes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `tollgate run` makes its demo system and key: admin.edit with no audit log given
+    records them in the one beside the registry file."""
+    monkeypatch.delenv("TOLLGATE_AUDIT_LOG", raising=False)
+    monkeypatch.setenv("TOLLGATE_ACTOR", "make-run")
+    store = FileStore(tmp_path / "systems.json")
+    await admin.edit(store, admin.create_system("cli-demo", "make run", ["*"]))
+    new, change = admin.add_key("cli-demo", "make run")
+    await admin.edit(store, change)
+    await admin.edit(store, admin.revoke_key(new.key_id))
+    today = datetime.now(UTC).date()
+    settings = Settings.from_env({"TOLLGATE_REGISTRY": str(tmp_path / "systems.json")})
+    entries = await read_audit(settings, today, today)
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("systems create", "make-run"),
+        ("keys create", "make-run"),
+        ("keys revoke", "make-run"),
+    ]
+    stored = "".join(p.read_text() for p in (tmp_path / "audit").rglob("*.jsonl"))
+    assert new.key not in stored and "sha256:" not in stored

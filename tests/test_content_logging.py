@@ -60,6 +60,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         "7",
         "--redaction",
         "mask",
+        "--json",
         env=env,
     )
     assert update.returncode == 0, update.stderr

@@ -53,7 +53,8 @@ def test_authenticate_and_revoke() -> None:
     assert caller.system.allows("gpt-4o") and not caller.system.allows("gpt-4-turbo")
     other = key[:-1] + ("B" if key.endswith("A") else "A")  # one character off, never the key
     assert Registry.parse(document).authenticate(other) is None
-    assert admin.revoke_key(caller.key_id)(document) == "0003R3"
+    revoked = admin.revoke_key(caller.key_id)(document)
+    assert revoked.system_id == "0003R3" and not revoked.already
     assert Registry.parse(document).authenticate(key) is None
 
 
@@ -115,7 +116,11 @@ async def test_file_store(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def blob_settings(azurite_connection: str) -> AsyncIterator[Settings]:
+async def blob_settings(
+    azurite_connection: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Settings]:
+    # Edits are audited: beside a registry file, but a blob's go where the setting says.
+    monkeypatch.setenv("TOLLGATE_AUDIT_LOG", str(tmp_path / "audit"))
     async with BlobServiceClient.from_connection_string(azurite_connection) as service:
         container = f"registry{uuid.uuid4().hex[:12]}"
         await service.create_container(container)
@@ -213,12 +218,20 @@ def test_cli_keys_create_prints_only_the_key(tmp_path: Path) -> None:
     assert key not in stored and keys.hash_key(key) in stored
     listed = tollgate("keys", "list", "--system", "0003R3", env=env)
     assert str(keys.key_id_of(key)) in listed.stdout and key not in listed.stdout
-    shown = tollgate("systems", "show", "0003R3", env=env)
+    shown = tollgate("systems", "show", "0003R3", "--json", env=env)
     assert "sha256:" not in shown.stdout and json.loads(shown.stdout)["models"] == ["gpt-4o"]
     updated = tollgate(
-        "systems", "update", "0003R3", "--add-model", "gpt-4-turbo", "--disable", env=env
+        "systems", "update", "0003R3", "--add-model", "gpt-4-turbo", "--disable", "--json", env=env
     )
     assert json.loads(updated.stdout)["disabled"] is True
-    assert "0003R3\tdisabled\tgpt-4-turbo,gpt-4o" in tollgate("systems", "list", env=env).stdout
+    systems = json.loads(tollgate("systems", "list", "--json", env=env).stdout)
+    assert systems[0] | {"created": None} == {
+        "id": "0003R3",
+        "name": "",
+        "disabled": True,
+        "models": ["gpt-4-turbo", "gpt-4o"],
+        "created": None,
+        "active_keys": 1,
+    }
     missing = tollgate("keys", "create", "--system", "nope", env=env)
     assert missing.returncode == 2 and "no system 'nope'" in missing.stderr and missing.stdout == ""

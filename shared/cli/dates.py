@@ -14,14 +14,14 @@ def add_dates(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from",
         dest="since",
-        type=_date,
+        type=day,
         metavar="YYYY-MM-DD",
         help="first day (UTC); default: 6 days before --to, or no limit with SOURCES",
     )
     parser.add_argument(
         "--to",
         dest="until",
-        type=_date,
+        type=day,
         metavar="YYYY-MM-DD",
         help="last day (UTC); default: today, or no limit with SOURCES",
     )
@@ -39,7 +39,8 @@ def date_range(
     return since, until
 
 
-def _date(text: str) -> date:
+def day(text: str) -> date:
+    """An argparse type: YYYY-MM-DD, or a message saying that is what it takes."""
     try:
         return date.fromisoformat(text)
     except ValueError:

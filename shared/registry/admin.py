@@ -1,4 +1,5 @@
-"""Edits to the registry document, applied with optimistic concurrency."""
+"""Edits to the registry document, applied with optimistic concurrency and recorded in the audit
+log whoever makes them (the `tollgate` commands, `tollgate run`'s demo key, a script)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,39 @@ import copy
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from shared.auth import keys
 from shared.errors import ConfigError
 from shared.limits.config import LimitsError, parse_limits
-from shared.protection.netacl import AllowList
-from shared.protection.pii import Redactor
 from shared.registry.audit import AuditLog, actor, changes
-from shared.registry.store import ConcurrentEdit, RegistryStore
+from shared.registry.store import ConcurrentEdit, FileStore, RegistryStore
 from shared.registry.systems import SYSTEM_ID_PATTERN, RegistryError, systems_of
-from shared.usage.content import parse_content_logging
+from shared.settings import Settings
 
 T = TypeVar("T")
 Document = dict[str, Any]
 MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Change(Generic[T]):
+    """One edit: what it does to a document, and its name in the audit log."""
+
+    action: str  # "systems create", "keys revoke", ...
+    apply: Callable[[Document], T]
+
+    def __call__(self, document: Document) -> T:
+        return self.apply(document)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    system_id: str
+    revoked: str  # when
+    already: bool  # it had been revoked before this edit
 
 
 def now() -> str:
@@ -30,6 +48,7 @@ def now() -> str:
 
 
 async def read_document(store: RegistryStore) -> tuple[Document, str | None]:
+    """The document and its ETag; an empty document and None when there is none yet."""
     stored = await store.read(None)
     assert stored is not None
     if stored.data is None:
@@ -41,12 +60,14 @@ async def read_document(store: RegistryStore) -> tuple[Document, str | None]:
 
 async def edit(
     store: RegistryStore,
-    change: Callable[[Document], T],
+    change: Change[T],
     audit: AuditLog | None = None,
-    action: str = "",
+    *,
+    recorded_by_caller: bool = False,
 ) -> T:
-    """Apply `change` to the latest document and write it back, retrying on races; then
-    append what changed to the audit log."""
+    """Apply `change` to the latest document and write it back, retrying on races; then append
+    what changed to `audit`, or to the audit log the environment names for this registry.
+    `recorded_by_caller`: the caller writes an audit entry of its own (purge)."""
     for attempt in range(MAX_ATTEMPTS):
         if attempt:
             await asyncio.sleep(random.uniform(0, 0.02 * attempt))
@@ -58,10 +79,26 @@ async def edit(
             await store.write(data, etag)
         except ConcurrentEdit:
             continue
-        if audit is not None:
-            await audit.append(changes(before, document, action, actor()))
+        if not recorded_by_caller:
+            await _record(store, audit, changes(before, document, change.action, actor()))
         return result
     raise RegistryError("the registry kept changing underneath this edit; try again")
+
+
+async def _record(
+    store: RegistryStore, audit: AuditLog | None, entries: list[dict[str, Any]]
+) -> None:
+    if audit is not None:
+        await audit.append(entries)
+        return
+    if not entries:
+        return
+    registry = store.path if isinstance(store, FileStore) else None
+    opened = AuditLog.from_settings(Settings.from_env(), registry)
+    try:
+        await opened.append(entries)
+    finally:
+        await opened.aclose()
 
 
 def system_of(document: Document, system_id: str) -> dict[str, Any]:
@@ -72,7 +109,7 @@ def system_of(document: Document, system_id: str) -> dict[str, Any]:
     return system
 
 
-def create_system(system_id: str, name: str, models: list[str]) -> Callable[[Document], None]:
+def create_system(system_id: str, name: str, models: list[str]) -> Change[None]:
     if not SYSTEM_ID_PATTERN.match(system_id):
         raise RegistryError("a system id is 1-64 letters, digits, '.', '_' or '-'")
 
@@ -88,7 +125,7 @@ def create_system(system_id: str, name: str, models: list[str]) -> Callable[[Doc
             "keys": {},
         }
 
-    return change
+    return Change("systems create", change)
 
 
 def update_system(
@@ -104,24 +141,8 @@ def update_system(
     entra_roles: list[str] | None = None,
     redaction: dict[str, Any] | None = None,
     content_logging: dict[str, Any] | None = None,
-) -> Callable[[Document], dict[str, Any]]:
-    if allowed_networks:
-        try:
-            AllowList(allowed_networks, "allowed networks")
-        except ConfigError as exc:
-            raise RegistryError(str(exc)) from None
-
-    if redaction:
-        try:
-            Redactor(redaction)
-        except ConfigError as exc:
-            raise RegistryError(str(exc)) from None
-
-    if content_logging:
-        try:
-            parse_content_logging(content_logging, "content logging")
-        except ConfigError as exc:
-            raise RegistryError(str(exc)) from None
+) -> Change[dict[str, Any]]:
+    _check_policies(allowed_networks, redaction, content_logging)
 
     def change(document: Document) -> dict[str, Any]:
         system = system_of(document, system_id)
@@ -145,28 +166,53 @@ def update_system(
             system["disabled"] = disabled
         return system
 
-    return change
+    return Change("systems update", change)
 
 
-def delete_system(system_id: str) -> Callable[[Document], None]:
-    def change(document: Document) -> None:
-        system_of(document, system_id)
+def _check_policies(
+    allowed_networks: list[str] | None,
+    redaction: dict[str, Any] | None,
+    content_logging: dict[str, Any] | None,
+) -> None:
+    """Refuse a policy the gateway would reject, before anything is written."""
+    # Imported here: only an update that sets them needs the parsers.
+    from shared.protection.netacl import AllowList
+    from shared.protection.pii import Redactor
+    from shared.usage.content import parse_content_logging
+
+    try:
+        if allowed_networks:
+            AllowList(allowed_networks, "allowed networks")
+        if redaction:
+            Redactor(redaction)
+        if content_logging:
+            parse_content_logging(content_logging, "content logging")
+    except ConfigError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def delete_system(system_id: str) -> Change[dict[str, Any]]:
+    """Remove a system and its keys; what it was."""
+
+    def change(document: Document) -> dict[str, Any]:
+        system = system_of(document, system_id)
         del document["systems"][system_id]
+        return system
 
-    return change
+    return Change("systems delete", change)
 
 
-def take_system(system_id: str) -> Callable[[Document], dict[str, Any] | None]:
+def take_system(system_id: str) -> Change[dict[str, Any] | None]:
     """Remove a system if present; what it was (None: already gone)."""
 
     def change(document: Document) -> dict[str, Any] | None:
         taken = systems_of(document).pop(system_id, None)
         return copy.deepcopy(taken) if isinstance(taken, dict) else None
 
-    return change
+    return Change("systems purge", change)
 
 
-def add_key(system_id: str, label: str) -> tuple[keys.NewKey, Callable[[Document], None]]:
+def add_key(system_id: str, label: str) -> tuple[keys.NewKey, Change[None]]:
     new = keys.generate_key()
 
     def change(document: Document) -> None:
@@ -178,19 +224,20 @@ def add_key(system_id: str, label: str) -> tuple[keys.NewKey, Callable[[Document
             "revoked": None,
         }
 
-    return new, change
+    return new, Change("keys create", change)
 
 
-def revoke_key(key_id: str) -> Callable[[Document], str]:
-    def change(document: Document) -> str:
+def revoke_key(key_id: str) -> Change[Revoked]:
+    def change(document: Document) -> Revoked:
         for system_id, system in systems_of(document).items():
             record = (system.get("keys") or {}).get(key_id)
             if record is not None:
+                already = bool(record.get("revoked"))
                 record["revoked"] = record.get("revoked") or now()
-                return str(system_id)
+                return Revoked(str(system_id), str(record["revoked"]), already)
         raise RegistryError(f"no key '{key_id}'")
 
-    return change
+    return Change("keys revoke", change)
 
 
 def set_limits(
@@ -200,10 +247,17 @@ def set_limits(
     model: str | None = None,
     key_id: str | None = None,
     clear: bool = False,
-) -> Callable[[Document], dict[str, int]]:
-    """Set (a number) or remove (None) limits of a system, of one of its models, or of a key."""
+    clear_models: bool = False,
+    clear_keys: bool = False,
+) -> Change[dict[str, int]]:
+    """Set (a number) or remove (None) limits of a system, of one of its models, or of a key.
+
+    `clear` first removes the limits of that target only (the system's own, the model's or the
+    key's); `clear_models` and `clear_keys` remove every model's and every key's limits."""
     if model and key_id:
         raise RegistryError("limits are per system, per system and model, or per key")
+    if (model or key_id) and (clear_models or clear_keys):
+        raise RegistryError("clearing every model's or key's limits goes without --model/--key")
     try:
         parse_limits({k: v for k, v in changes.items() if v is not None}, "limits")
     except LimitsError as exc:
@@ -211,23 +265,34 @@ def set_limits(
 
     def change(document: Document) -> dict[str, int]:
         system = system_of(document, system_id)
+        if clear_models:
+            system.pop("model_limits", None)
+        if clear_keys:
+            for record in (system.get("keys") or {}).values():
+                record.pop("limits", None)
         if key_id is not None:
             owner = (system.get("keys") or {}).get(key_id)
             if owner is None:
                 raise RegistryError(f"system '{system_id}' has no key '{key_id}'")
-            owner["limits"] = limits = _changed(owner.get("limits"), changes, clear)
-        elif model is not None:
+            return _store(owner, "limits", _changed(owner.get("limits"), changes, clear))
+        if model is not None:
             per_model = system.setdefault("model_limits", {})
-            limits = _changed(per_model.get(model), changes, clear)
-            if limits:
-                per_model[model] = limits
-            else:
-                per_model.pop(model, None)
-        else:
-            system["limits"] = limits = _changed(system.get("limits"), changes, clear)
-        return limits
+            limits = _store(per_model, model, _changed(per_model.get(model), changes, clear))
+            if not per_model:
+                del system["model_limits"]
+            return limits
+        return _store(system, "limits", _changed(system.get("limits"), changes, clear))
 
-    return change
+    return Change("systems limits", change)
+
+
+def _store(owner: dict[str, Any], name: str, limits: dict[str, int]) -> dict[str, int]:
+    """Keep `limits` under `name`; no entry at all when there are none."""
+    if limits:
+        owner[name] = limits
+    else:
+        owner.pop(name, None)
+    return limits
 
 
 def _changed(current: Any, changes: dict[str, int | None], clear: bool) -> dict[str, int]:

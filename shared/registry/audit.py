@@ -9,14 +9,29 @@ import json
 import os
 import socket
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from shared.settings import Settings
 from shared.storage.append import RecordWriter, record_writer
 from shared.storage.documents import results_store
+from shared.storage.location import parse_location
 from shared.usage.sink import instance_id
 
 Document = dict[str, Any]
+DEFAULT_AUDIT_LOG = Settings.from_env({}).audit_log
+
+
+def audit_location(settings: Settings, registry: Path | None = None) -> str:
+    """Where the audit log is: TOLLGATE_AUDIT_LOG when it is set; else the `audit` folder beside
+    a registry file (`registry`, or the one settings name), so a registry and its history stay
+    together wherever it is; else the default folder."""
+    if settings.audit_log != DEFAULT_AUDIT_LOG:
+        return settings.audit_log
+    if registry is None:
+        local = parse_location(settings.registry, settings.storage_connection_string)
+        registry = local if isinstance(local, Path) else None
+    return settings.audit_log if registry is None else str(registry.parent / "audit")
 
 
 def actor() -> str:
@@ -60,9 +75,11 @@ class AuditLog:
         self._instance = instance_id()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AuditLog:
+    def from_settings(cls, settings: Settings, registry: Path | None = None) -> AuditLog:
+        """The audit log of the registry settings name (or of the `registry` file given)."""
+        location = audit_location(settings, registry)
         writer = record_writer(
-            settings.audit_log, settings.storage_connection_string, settings.azure_client_id
+            location, settings.storage_connection_string, settings.azure_client_id
         )
         return cls(writer)
 
@@ -80,7 +97,7 @@ class AuditLog:
 
 async def read_audit(settings: Settings, since: date, until: date) -> list[dict[str, Any]]:
     store = results_store(
-        settings.audit_log,
+        audit_location(settings),
         settings.storage_connection_string,
         settings.azure_client_id,
         suffix=".jsonl",

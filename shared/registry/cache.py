@@ -30,6 +30,7 @@ class RegistryCache:
     ):
         self._store = store
         self._refresh = refresh_seconds
+        self.refresh_seconds = refresh_seconds
         self._clock = clock
         self._registry: Registry | None = None
         self._etag: str | None = None

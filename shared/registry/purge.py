@@ -207,7 +207,7 @@ async def purge_system(
     report = PurgeReport(system_id)
     store = store_from_settings(settings)
     try:
-        before = await edit(store, take_system(system_id))
+        before = await edit(store, take_system(system_id), recorded_by_caller=True)
     finally:
         await store.aclose()
     report.registry = "deleted" if before is not None else "absent"

@@ -11,14 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    ResourceExistsError,
-    ResourceModifiedError,
-    ResourceNotFoundError,
-    ResourceNotModifiedError,
-)
-
 from shared.settings import Settings
 from shared.storage.location import Container, parse_location
 
@@ -37,6 +29,10 @@ class StoredDocument:
 
 
 class RegistryStore(Protocol):
+    def describe(self) -> str:
+        """Where it is, for messages: a path, or a container and blob name."""
+        ...
+
     async def read(self, known_etag: str | None = None) -> StoredDocument | None:
         """The document, or None when it still has `known_etag`."""
         ...
@@ -100,6 +96,8 @@ class FileStore:
 
 
 class BlobStore:
+    # azure-core is imported where it is used: a command on a local registry has no need of it.
+
     def __init__(self, container: Container):
         self._container = container
         self.blob: BlobClient = container.client.get_blob_client(container.location.path)
@@ -108,6 +106,13 @@ class BlobStore:
         return f"{self.blob.container_name}/{self.blob.blob_name}"
 
     async def read(self, known_etag: str | None = None) -> StoredDocument | None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceModifiedError,
+            ResourceNotFoundError,
+            ResourceNotModifiedError,
+        )
+
         conditions: dict[str, Any] = {}
         if known_etag:
             conditions = {"etag": known_etag, "match_condition": MatchConditions.IfModified}
@@ -121,6 +126,9 @@ class BlobStore:
         return StoredDocument(data=data, etag=stream.properties.etag)
 
     async def write(self, data: bytes, etag: str | None) -> str:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+
         try:
             if etag is None:
                 result = await self.blob.upload_blob(data, overwrite=False)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth import keys
-from shared.auth.entra import EntraMapping
 from shared.errors import ConfigError
 from shared.limits.config import (
     NO_LIMITS,
@@ -21,6 +20,9 @@ from shared.limits.config import (
 from shared.protection.netacl import AllowList
 from shared.protection.pii import Redactor
 from shared.usage.content import ContentLogging, parse_content_logging
+
+if TYPE_CHECKING:
+    from shared.auth.entra import EntraMapping
 
 ALL_MODELS = "*"
 SYSTEM_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -161,6 +163,10 @@ def _parse_system(system_id: str, spec: Any) -> System:
 
 
 def _parse_entra(system_id: str, spec: Any) -> EntraMapping:
+    # Imported here: shared.auth.entra brings aiohttp (for its signing keys), which the
+    # registry commands need only for a system that Entra ID apps call.
+    from shared.auth.entra import EntraMapping
+
     where = f"system '{system_id}' entra"
     if not isinstance(spec, dict):
         raise RegistryError(f"{where} must be an object")
