@@ -17,6 +17,7 @@ import platform
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -399,6 +400,27 @@ def resolve_redis(opts: Options, work: Path) -> tuple[str | None, str, PrivateRe
     return None, skipped, None
 
 
+CLI_COMMAND = ("systems", "list")
+
+
+def cli_startup_ms(runs: int = 7) -> dict[str, float]:
+    """How long a registry command takes from exec to exit, on an empty local registry."""
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="tollgate-cli-") as tmp:
+        env = {**os.environ, "TOLLGATE_REGISTRY": str(Path(tmp) / "systems.json")}
+        for _ in range(runs):
+            begun = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "shared.cli", *CLI_COMMAND],
+                env=env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            times.append((time.perf_counter() - begun) * 1000)
+    return {"runs": runs, "median_ms": statistics.median(times), "min_ms": min(times)}
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     started = time.monotonic()
@@ -447,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         ttfb=ttfb,
         peak_rss_mb=rss,
     )
+    results["cli_startup_ms"] = cli_startup_ms()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -454,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
 
     draw(results, opts.out / "bench.png")
     print(report.table(results))
+    startup = results["cli_startup_ms"]
+    print(
+        f"\nCLI start-up (`tollgate {' '.join(CLI_COMMAND)}`, {startup['runs']} runs): "
+        f"median {startup['median_ms']:.0f} ms, fastest {startup['min_ms']:.0f} ms"
+    )
     print(f"\nWrote {opts.out / 'bench.json'} and {opts.out / 'bench.png'}")
     return 0
 

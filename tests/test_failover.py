@@ -200,13 +200,15 @@ def test_breaker_opens_half_opens_and_closes_shared_across_instances(rig: Rig) -
     assert served_by(rig.chat("breaker", gateway=0)) == "a-brk"
 
 
-def test_no_deployment_available_is_a_503_with_retry_after(rig: Rig) -> None:
+def test_a_pool_rate_limited_upstream_answers_429_with_retry_after(rig: Rig) -> None:
     rig.fault(rig.a, status=429, retry_after=3, deployment="gpt-4o", count=1)
     rig.fault(rig.b, status=429, retry_after=5, deployment="gpt-4o", count=1)
-    response = rig.chat("cool")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "upstreams_unavailable"
-    assert 2 <= int(response.headers["retry-after"]) <= 3  # the earliest cooldown
+    relayed = rig.chat("cool")  # both tried: the last upstream 429 comes back as it came
+    assert relayed.status_code == 429 and relayed.headers["retry-after"] == "5"
+    cooling = rig.chat("cool")  # both cooling down: no upstream call, the gateway's own 429
+    assert cooling.status_code == 429
+    assert cooling.json()["error"]["code"] == "upstream_rate_limited"
+    assert 2 <= int(cooling.headers["retry-after"]) <= 3  # the earliest cooldown
     time.sleep(3.2)
     assert rig.chat("cool").status_code == 200
 

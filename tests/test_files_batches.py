@@ -247,6 +247,7 @@ def test_a_batch_file_naming_a_model_the_system_may_not_use_never_reaches_the_up
     allowed = client.files.create(file=("t.jsonl", batch_file("other")), purpose="batch")
     updated = tollgate("systems", "update", "narrow", "--models", "assistant", env=env)
     assert updated.returncode == 0, updated.stderr
+    time.sleep(0.5)  # the gateway re-reads its registry every 0.1 s
     created_before = sim(rig, "GET", "batches")["created"]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

@@ -9,11 +9,13 @@ environment), so the key cache, its refresh on a 401, the relay and the probe tr
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared.auth.secrets import (
+    SecretNotFound,
     SecretProvider,
     SecretProviderError,
     build_credential,
@@ -22,6 +24,8 @@ from shared.auth.secrets import (
 from shared.settings import Settings
 
 ENTRA_PREFIX = "entra:"
+SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
+DEFAULT_SIMULATOR_KEY = "sim-key"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 
 
@@ -66,4 +70,34 @@ def secret_provider_from(settings: Settings) -> SecretProvider:
         ca_file=settings.keyvault_ca_file,
         verify_challenge_resource=settings.keyvault_verify_challenge_resource,
     )
+    if not (settings.config_path or settings.config_json or settings.keyvault_url):
+        keys = SimulatorKeyFallback(keys, Path(settings.registry).parent)
     return EntraTokenProvider(keys, lambda: build_credential(settings.azure_client_id))
+
+
+class SimulatorKeyFallback:
+    """With the embedded configuration (every model on the built-in simulator), its key when
+    no variable sets it: the one `tollgate run` keeps beside the registry, else the default
+    of `tollgate simulator`. The simulator is no real upstream: its key guards nothing."""
+
+    def __init__(self, keys: SecretProvider, folder: Path) -> None:
+        self._keys, self._folder = keys, folder
+
+    async def get(self, name: str) -> str:
+        try:
+            return await self._keys.get(name)
+        except SecretNotFound:
+            if name != SIMULATOR_KEY_SECRET:
+                raise
+        kept = self._folder / SIMULATOR_KEY_SECRET
+        return _first_line(kept) or DEFAULT_SIMULATOR_KEY
+
+    async def aclose(self) -> None:
+        await self._keys.aclose()
+
+
+def _first_line(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""

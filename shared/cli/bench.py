@@ -32,7 +32,9 @@ def add_commands(commands: Any) -> None:
     bench.add_argument("--models", default=SEED_MODELS, help=f"default: {SEED_MODELS}")
     bench.add_argument("--runs", type=int, default=50, help="requests per model and path")
     bench.add_argument("--paths", default="direct,gateway", help="direct, gateway or both")
-    bench.add_argument("--stream", choices=sorted(STREAMS), default="no")
+    bench.add_argument(
+        "--stream", choices=sorted(STREAMS), default="no", help="stream the answers (default no)"
+    )
     bench.add_argument("--concurrency", type=int, default=1, help="1: sequential, as the seed")
     bench.add_argument("--gateway-url", help="default: TOLLGATE_PROBE_GATEWAY_URL")
     bench.add_argument(
@@ -84,13 +86,14 @@ async def _bench(args: argparse.Namespace, models: list[str], paths: list[str]) 
     if unknown:
         raise CommandError(f"not chat models in the gateway configuration: {', '.join(unknown)}")
     provider = secret_provider_from(settings)
-    secrets = _KeyFromEnv(provider, probe.key_secret, os.environ.get(args.key_env))
+    gateway_key = os.environ.get(args.key_env) or _kept_demo_key(settings)
+    secrets = _KeyFromEnv(provider, probe.key_secret, gateway_key)
     try:
         plan = await targets(
             config, models, paths, args.gateway_url or probe.gateway_url, secrets, probe.key_secret
         )
     except (SecretNotFound, SecretProviderError) as exc:
-        raise CommandError(f"a key is missing ({exc}); set {args.key_env}") from None
+        raise CommandError(_missing(exc, probe.key_secret, args.key_env)) from None
     finally:
         await provider.aclose()
     jobs = schedule(plan, args.runs, STREAMS[args.stream])
@@ -98,6 +101,22 @@ async def _bench(args: argparse.Namespace, models: list[str], paths: list[str]) 
     connector = aiohttp.TCPConnector(limit=args.concurrency)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         return await time_requests(session, jobs, args.concurrency, _progress(len(jobs)))
+
+
+def _kept_demo_key(settings: Settings) -> str:
+    """The demo key `tollgate run` keeps beside a local registry, to time `make run`."""
+    kept = Path(settings.registry).parent / "demo-key"
+    try:
+        return kept.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _missing(exc: Exception, gateway_secret: str, key_env: str) -> str:
+    """Which key is missing, and where to put it: the gateway's, or an upstream's."""
+    if f"'{gateway_secret}'" in str(exc):
+        return f"the gateway key is missing: set {key_env} (or run `make run` first)"
+    return f"an upstream key is missing for the direct path: {exc}"
 
 
 class _KeyFromEnv:

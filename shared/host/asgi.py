@@ -167,9 +167,9 @@ class FunctionsHost:
                 try:
                     if self._on_startup is not None:
                         await self._on_startup()
-                except BaseException:
+                except (Exception, SystemExit):  # said plainly, once: no traceback
                     await send({"type": "lifespan.startup.failed", "message": _last_error()})
-                    raise
+                    return
                 timers = [asyncio.create_task(run_timer(*job)) for job in self._timers]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -182,7 +182,8 @@ class FunctionsHost:
 
 
 def _last_error() -> str:
-    return traceback.format_exc(limit=1).strip().splitlines()[-1]
+    line = traceback.format_exc(limit=1).strip().splitlines()[-1]
+    return line.removeprefix("SystemExit: ")
 
 
 class _Once:

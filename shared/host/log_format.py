@@ -9,7 +9,11 @@ import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+# Standard attributes, and uvicorn's `color_message` (the message again, with ANSI escapes).
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",
+}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
@@ -42,13 +46,32 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{int((created - second) * 1000):03d}+00:00"
 
 
+class TextFormatter(logging.Formatter):
+    """`time level logger message key=value ...`: the same fields as the JSON lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = [
+            f"{name}={_text(value)}"
+            for name, value in vars(record).items()
+            if name not in _STANDARD and name[0] != "_"
+        ]
+        return f"{line} {' '.join(extra)}" if extra else line
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if not text or " " in text or '"' in text else text
+
+
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """The logging set-up as a dictConfig, so that uvicorn applies it in every worker process."""
-    formatter: dict[str, Any] = (
-        {"()": f"{__name__}.JsonFormatter"}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    )
+    formatter: dict[str, Any] = {
+        "()": f"{__name__}.JsonFormatter" if fmt == "json" else f"{__name__}.TextFormatter"
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -25,7 +25,11 @@ async def authenticate(
     else:
         caller = (await registry.current()).authenticate(key)
     if caller is None:
-        raise unauthorized("Invalid, revoked or unknown gateway key.")
+        raise unauthorized(
+            "Invalid, revoked or unknown gateway key. A key created in the last "
+            f"{registry.refresh_seconds:g} s may not be known here yet (the gateway re-reads "
+            "its registry that often): retry shortly."
+        )
     claimed = request.headers.get("systemid")
     if claimed is not None and claimed != caller.system.id:
         raise unauthorized(

@@ -3,6 +3,7 @@ line however it ends."""
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -80,6 +81,7 @@ def _client(request: Request, gateway: Gateway) -> str:
 
 
 def _log_access(account: Account, response: Response) -> None:
+    """One line per request, when its answer begins (a stream's end is in its usage record)."""
     fields = {
         "request_id": account.request_id,
         "route": account.route,
@@ -87,5 +89,22 @@ def _log_access(account: Account, response: Response) -> None:
         "system": account.system,
         "model": account.model,
         "status": response.status_code,
+        "error_code": account.error_code or _code_of(response),
+        "upstream": account.deployment,
+        "attempts": account.attempts,
+        "stream": account.stream,
+        "duration_ms": round(account.elapsed_ms(), 3),
     }
     log.info("request", extra=fields)
+
+
+def _code_of(response: Response) -> str:
+    """An error answer's code, when the account has not closed on it (a relayed error)."""
+    body = getattr(response, "body", None)  # a stream has none
+    if response.status_code < 400 or not isinstance(body, bytes | memoryview):
+        return ""
+    try:
+        error = json.loads(bytes(body)).get("error") or {}
+        return str(error.get("code") or "")
+    except (ValueError, AttributeError):
+        return ""

@@ -110,12 +110,21 @@ async def health(request: Request) -> Response:
 async def fallback(request: Request) -> Response:
     methods = allowed_methods(request.url.path)
     if methods is None:
-        error = not_found("Unknown route.", "not_found")
+        error = not_found(UNKNOWN_ROUTE, "not_found")
     else:
         allow = ", ".join(methods)
         message = f"Method {request.method} is not allowed here; use {allow}."
         error = GatewayError(405, message, code="method_not_allowed", headers={"allow": allow})
     return error.to_response({"x-request-id": request_id_of(request)})
+
+
+UNKNOWN_ROUTE = (
+    "Unknown route. This gateway serves OpenAI's paths (/v1/chat/completions, /v1/responses, "
+    "/v1/embeddings, /v1/completions, /v1/images/..., /v1/audio/..., /v1/files, /v1/batches, "
+    "/v1/models), the same under /openai/v1/, Azure OpenAI's "
+    "(/openai/deployments/{deployment}/chat/completions?api-version=..., and its other "
+    "operations), and the seed's (/gateway/chat/completions/{model})."
+)
 
 
 def _model_name(request: Request, style: Style, body: dict[str, object]) -> object:

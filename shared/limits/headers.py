@@ -1,19 +1,8 @@
-"""`x-ratelimit-*` response headers, as OpenAI and Azure OpenAI send them."""
+"""`x-ratelimit-*` headers on an admitted response, as OpenAI and Azure OpenAI send them."""
 
 from __future__ import annotations
 
-from shared.limits.limiter import Reservation
-
-
-def go_duration(ms: int) -> str:
-    """OpenAI's reset format: `12ms`, `1s`, `13.694s`, `6m0s`."""
-    if ms < 1000:
-        return f"{max(ms, 0)}ms"
-    if ms < 60_000:
-        return f"{ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(ms, 60_000)
-    seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
-    return f"{minutes}m{seconds}s"
+from shared.limits.limiter import Reservation, go_duration
 
 
 def rate_limit_headers(reservation: Reservation | None) -> dict[str, str]:

@@ -61,7 +61,7 @@ class Limiter:
         store, admission = await self._admit(plan, rid, estimate, int(now * 1000))
         if not admission.admitted:
             check = plan.checks[admission.failed_index]
-            raise rejection(check, system_id, admission.retry_after_ms, estimate)
+            raise rejection(check, system_id, admission.retry_after_ms, estimate, admission.used)
         return Reservation(plan, rid, estimate, store, admission.states)
 
     def settle_soon(self, reservation: Reservation | None, actual_tokens: int) -> None:
@@ -139,22 +139,50 @@ class Limiter:
             log.error("LIMITS STORE UNREACHABLE (%s): %s requests", exc, policy)
 
 
-def rejection(check: Check, system_id: str, retry_after_ms: int, estimate: int) -> GatewayError:
+def rejection(
+    check: Check, system_id: str, retry_after_ms: int, estimate: int, used: int = 0
+) -> GatewayError:
     hopeless = retry_after_ms < 0
     wait_ms = 60_000 if hopeless else max(retry_after_ms, 1)
     headers = {
         "retry-after": str(math.ceil(wait_ms / 1000)),
         "retry-after-ms": str(wait_ms),
+        **refusal_headers(check, used, wait_ms),
     }
     if hopeless or check.kind == "quota":
         headers["x-should-retry"] = "false"
     return GatewayError(
         429,
-        _message(check, system_id, wait_ms, estimate, hopeless),
+        _message(check, system_id, wait_ms, estimate, hopeless, used),
         type=_TYPES[check.kind],
         code="quota_exceeded" if check.kind == "quota" else _CODES[check.kind],
         headers=headers,
     )
+
+
+def go_duration(ms: int) -> str:
+    """OpenAI's reset format: `12ms`, `1s`, `13.694s`, `6m0s`."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(ms, 60_000)
+    seconds = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    return f"{minutes}m{seconds}s"
+
+
+def refusal_headers(check: Check, used: int, wait_ms: int) -> dict[str, str]:
+    """The refusing limit as `x-ratelimit-*` headers (a quota's as `...-tokens-day|month`)."""
+    label = {"rpm": "requests", "tpm": "tokens"}.get(check.kind)
+    if check.kind == "quota":
+        label = f"tokens-{check.label}"
+    if label is None:  # concurrency has no such header
+        return {}
+    return {
+        f"x-ratelimit-limit-{label}": str(check.limit),
+        f"x-ratelimit-remaining-{label}": str(max(check.limit - used, 0)),
+        f"x-ratelimit-reset-{label}": go_duration(wait_ms),
+    }
 
 
 _TYPES = {"rpm": "requests", "tpm": "tokens", "conc": "requests", "quota": "insufficient_quota"}
@@ -163,25 +191,52 @@ _CODES = {
     "tpm": "rate_limit_exceeded",
     "conc": "concurrency_limit_exceeded",
 }
+_NAMES = {
+    "rpm": "requests per minute (RPM)",
+    "tpm": "tokens per minute (TPM)",
+    "conc": "concurrent requests",
+}
 
 
-def _message(check: Check, system_id: str, wait_ms: int, estimate: int, hopeless: bool) -> str:
+def _message(
+    check: Check, system_id: str, wait_ms: int, estimate: int, hopeless: bool, used: int
+) -> str:
     if check.kind == "quota":
         return (
-            f"System '{system_id}' has used its token quota for this {check.label} "
-            f"(limit {check.limit}). It renews in {math.ceil(wait_ms / 1000)}s."
+            f"The token quota for this {check.label} of {_whose(check, system_id)} would be "
+            "exceeded: "
+            f"{used:,} of {check.limit:,} tokens used, and this request may need up to "
+            f"{estimate:,} (its prompt and the most it may generate; set max_tokens lower to "
+            f"need less). The quota renews in {_human(wait_ms)}."
         )
     if hopeless:
         return (
             f"Request too large for system '{system_id}' on tokens per minute (TPM): "
             f"Limit {check.limit}, Requested {estimate}."
         )
-    name = {
-        "rpm": "requests per minute (RPM)",
-        "tpm": "tokens per minute (TPM)",
-        "conc": "concurrent requests",
-    }[check.kind]
+    requested = 1 if check.kind != "tpm" else estimate
     return (
-        f"Rate limit reached for system '{system_id}' on {name}: Limit {check.limit}. "
+        f"Rate limit reached for system '{system_id}' on {_NAMES[check.kind]}: "
+        f"Limit {check.limit}, Used {used}, Requested {requested}. "
         f"Please try again in {wait_ms / 1000:.3g}s."
     )
+
+
+def _whose(check: Check, system_id: str) -> str:
+    """Whose quota a counter is: `tg:{system}:s:day:...`, `...:m:<model>:...`, `...:k:<key>:...`."""
+    parts = check.key.split(":")
+    scope, name = parts[2], ":".join(parts[3:-2])
+    if scope == "m":
+        return f"model '{name}' for system '{system_id}'"
+    if scope == "k":
+        return f"key '{name}' of system '{system_id}'"
+    return f"system '{system_id}'"
+
+
+def _human(ms: int) -> str:
+    minutes = math.ceil(ms / 60_000)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d{hours}h{minutes:02d}m"
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"

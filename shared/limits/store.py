@@ -24,6 +24,7 @@ class Admission:
     failed_index: int  # index into plan.checks of the limit that refused, or -1
     retry_after_ms: int  # -1: waiting cannot help (the request alone exceeds the limit)
     states: tuple[CheckState, ...]  # per check, after this admission; empty when refused
+    used: int = 0  # refused: what the refusing check had used (requests, tokens, leases)
 
 
 class LimitStore(Protocol):

@@ -47,7 +47,7 @@ class MemoryLimitStore:
         for index, check in enumerate(plan.checks):
             wait = self._refusal(check, estimate, now_ms)
             if wait is not None:
-                return Admission(False, index, wait, ())
+                return Admission(False, index, wait, (), self._used(check))
         return Admission(
             True, -1, 0, tuple(self._take(c, rid, estimate, now_ms) for c in plan.checks)
         )
@@ -75,6 +75,12 @@ class MemoryLimitStore:
 
     async def aclose(self) -> None:
         return None
+
+    def _used(self, check: Check) -> int:
+        if check.kind == "quota":
+            return self._quotas.get(check.key, 0)
+        log = self._log(check.key)
+        return len(log.entries) if check.kind == "conc" else log.total
 
     def _log(self, key: str) -> _Log:
         return self._logs.setdefault(key, _Log())

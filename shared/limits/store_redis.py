@@ -42,7 +42,7 @@ class RedisLimitStore:
 
         reply = await self._run(ADMIT, keys, args, orphaned)
         if int(reply[0]) == 0:
-            return Admission(False, int(reply[1]) - 1, int(reply[2]), ())
+            return Admission(False, int(reply[1]) - 1, int(reply[2]), (), int(reply[3]))
         values = [int(v) for v in reply[3:]]
         states = tuple(CheckState(values[i], values[i + 1]) for i in range(0, len(values), 2))
         return Admission(True, -1, 0, states)

@@ -118,10 +118,12 @@ async def read_whole(resp: aiohttp.ClientResponse, upstream: Upstream) -> bytes:
 def relayed_headers(
     upstream: Mapping[str, str], request_id: str, upstream_name: str
 ) -> dict[str, str]:
+    # Lower-cased, so that the gateway's own additions (cache-control on a stream) replace
+    # the upstream's rather than repeat them.
     headers = {
-        name: value
+        lower: value
         for name, value in upstream.items()
-        if name.lower() not in _DROPPED and not name.lower().startswith(_OWNED_PREFIXES)
+        if (lower := name.lower()) not in _DROPPED and not lower.startswith(_OWNED_PREFIXES)
     }
     upstream_request_id = upstream.get("x-request-id")
     if upstream_request_id:

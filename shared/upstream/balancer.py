@@ -70,6 +70,12 @@ class Balancer:
         positive = [w for w in waits if w > 0]
         return max(min(positive), 1000) if positive else 1000
 
+    def rate_limited(self, pool: Sequence[PoolMember]) -> bool:
+        """Whether every deployment of the pool is waiting out an upstream 429 (no breaker open)."""
+        now = self.now_ms()
+        healths = [self._seen.get(m.upstream.name, (0, HEALTHY))[1] for m in pool]
+        return all(h.cool_until_ms > now and h.open_until_ms <= now for h in healths)
+
     async def succeeded(self, name: str) -> None:
         health = self._seen.get(name, (0, HEALTHY))[1]
         if health.failures or health.open_until_ms or health.trial_until_ms:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterable
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
 
@@ -53,7 +54,9 @@ async def _upstream_key(fetch: Any, upstream: Upstream) -> str:
     try:
         key: str = await fetch
     except (SecretNotFound, SecretProviderError) as exc:
-        log.error("no key for upstream %s: %s", upstream.name, type(exc).__name__)
+        # A missing secret's message names where it was looked for (never a value).
+        why = str(exc) if isinstance(exc, SecretNotFound) else type(exc).__name__
+        log.error("no key for upstream %s: %s", upstream.name, why)
         raise upstream_failure(
             502, "The gateway could not obtain the upstream key.", "upstream_key_unavailable"
         ) from None
@@ -79,7 +82,7 @@ async def _post(
     try:
         return await client.post(url, headers, data, method)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise _body_error(exc) or transport_error(upstream, exc) from None
+        raise _body_error(exc) or transport_error(upstream, exc, request_id) from None
 
 
 def _body_error(exc: BaseException) -> GatewayError | None:
@@ -96,11 +99,20 @@ def _body_error(exc: BaseException) -> GatewayError | None:
 _PHASES = {"connect": "connecting", "first_byte": "first byte", "idle": "silent too long"}
 
 
-def transport_error(upstream: Upstream, exc: BaseException) -> GatewayError:
+def transport_error(upstream: Upstream, exc: BaseException, request_id: str = "") -> GatewayError:
     phase = exc.phase if isinstance(exc, UpstreamTimeout) else ""
     if isinstance(exc, aiohttp.SocketTimeoutError):
         phase = "idle"  # the body went silent past the read timeout
-    log.warning("upstream %s failed: %s %s", upstream.name, type(exc).__name__, phase)
+    host = urlparse(upstream.base_url).netloc
+    log.warning(
+        "request_id=%s upstream %s (%s) failed: %s %s",
+        request_id or "-",
+        upstream.name,
+        host,
+        type(exc).__name__,
+        phase,
+        extra={"request_id": request_id, "upstream": upstream.name, "host": host},
+    )
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         where = f" ({_PHASES[phase]})" if phase in _PHASES else ""
         message = f"The upstream deployment timed out{where}."

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shared.auth.upstream_credentials import SIMULATOR_KEY_SECRET
 from shared.errors import ConfigError
 from shared.routes import Operation
 from shared.settings import Settings
@@ -25,7 +26,6 @@ SEED_COMPLETIONS_MODEL = "gpt-35-turbo-instruct"
 SEED_IMAGE_MODELS = ("dall-e-3", "gpt-image-1")
 SEED_AUDIO_MODELS = {"whisper-1": "transcriptions", "tts-1": "speech"}
 SEED_FOUNDRY_MODELS = {"DeepSeek-R1": "chat", "Cohere-embed-v3-multilingual": "embeddings"}
-SIMULATOR_KEY_SECRET = "simulator-key"  # noqa: S105 - the name of a secret, not a secret
 
 
 @dataclass(frozen=True)

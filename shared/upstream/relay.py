@@ -121,11 +121,10 @@ class Dispatcher(SingleCalls):
                 await self.balancer.failed(upstream.name)
                 last = exc
                 continue
-            if resp.status == 429:
+            if resp.status == 429:  # relayed as it came if no other deployment answers
                 record_upstream_error(upstream.name, model.name, "429")
-                resp.release()
                 await self.balancer.cool_down(upstream.name, self._cooldown(resp.headers))
-                last = None
+                last = await self._failed_answer(resp, upstream, request_id, key)
                 continue
             if resp.status >= 500 or resp.status in MISCONFIGURED:
                 record_upstream_error(
@@ -218,8 +217,9 @@ class Dispatcher(SingleCalls):
     def _exhausted(
         self, model: PublicModel, last: Response | GatewayError | None, account: Account
     ) -> Response:
-        """Every attempt failed: the last upstream error, or 503 when every deployment of the
-        pool is cooling down or has its breaker open."""
+        """Every attempt failed: the last upstream error (a 429 as it came); with none, 429
+        when every deployment of the pool is cooling down from the upstream's 429s, else 503
+        (breakers open)."""
         if isinstance(last, GatewayError):
             raise last
         if last is not None:
@@ -234,6 +234,14 @@ class Dispatcher(SingleCalls):
                 f"now; retry in {wait_ms / 1000:.1f}s, or start a new conversation."
             )
             raise server_error(503, message, "previous_response_unavailable", headers)
+        if self.balancer.rate_limited(model.pool):
+            message = (
+                f"Every deployment of '{model.name}' is rate limited by its upstream; retry in "
+                f"{wait_ms / 1000:.1f}s."
+            )
+            raise GatewayError(
+                429, message, type="requests", code="upstream_rate_limited", headers=headers
+            )
         message = (
             f"No deployment of '{model.name}' is available now; retry in {wait_ms / 1000:.1f}s."
         )

@@ -77,12 +77,21 @@ class RelayedStream(StreamingResponse):
             self._completed = True
             self._upstream.release()
         except TimeoutError:
-            log.warning("stream from %s stalled: phase=idle", self._name)
+            log.warning(
+                "request_id=%s stream from %s stalled: phase=idle",
+                self._account.request_id,
+                self._name,
+            )
             self._error_code = "upstream_timeout"
             message = "The upstream stream stalled (no data within the read timeout)."
             yield _error_event(message, "upstream_error", self._error_code, self._numbered(last))
         except aiohttp.ClientError as exc:
-            log.warning("stream from %s broke: %s", self._name, type(exc).__name__)
+            log.warning(
+                "request_id=%s stream from %s broke: %s",
+                self._account.request_id,
+                self._name,
+                type(exc).__name__,
+            )
             self._error_code = "stream_interrupted"
             message = "The upstream stream was interrupted."
             yield _error_event(message, "upstream_error", self._error_code, self._numbered(last))
@@ -126,7 +135,12 @@ class ByteStream(StreamingResponse):
             self._upstream.release()
         except (TimeoutError, aiohttp.ClientError) as exc:
             # Headers are sent: the client sees a body cut short, the record says why.
-            log.warning("binary answer from %s broke: %s", self._name, type(exc).__name__)
+            log.warning(
+                "request_id=%s binary answer from %s broke: %s",
+                self._account.request_id,
+                self._name,
+                type(exc).__name__,
+            )
             self._end = (self._upstream.status, "stream_interrupted")
 
 

@@ -82,6 +82,7 @@ class Account:
         self.reservation: Reservation | None = None
         self._prompt_estimate: Callable[[], int] = lambda: 0
         self._closed = False
+        self.error_code = ""  # as the record says, once closed
         self.content: ContentCapture | None = None  # only for systems that opted in
         self.response_id = ""  # the stored response a Responses API call created
         self.units = NO_UNITS  # what it used that is priced per unit (images, audio, text)
@@ -89,6 +90,9 @@ class Account:
         self._bind: Callable[[str, str, str], None] | None = None
         self._hold: Callable[[str, Pending], None] | None = None
         self._on_end: Callable[[dict[str, Any]], None] | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._started) * 1000
 
     @property
     def started_at(self) -> str:
@@ -219,6 +223,7 @@ class Account:
         if self._closed:
             return
         self._closed = True
+        self.error_code = error_code
         if not 200 <= status < 300:  # units are charged only for what was answered
             self.units = NO_UNITS
         total = tokens.total

@@ -2,6 +2,7 @@
 -- Phase 1 expires old entries and checks every limit; phase 2 takes from all of them, so a
 -- refused request changes nothing.
 -- `now` 0 means Redis's own clock, so that instances with skewed clocks agree.
+-- A refusal answers {0, check index, wait ms (-1: never), what that check had used}.
 local now, rid, est = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if now == 0 then
   local t = redis.call('TIME')
@@ -27,24 +28,26 @@ end
 for i = 1, n do
   local key, kind, limit, horizon = KEYS[i], arg(i, 1), tonumber(arg(i, 2)), tonumber(arg(i, 3))
   if kind == 'quota' then
-    if tonumber(redis.call('GET', key) or '0') + est > limit then return {0, i, horizon} end
+    local used = tonumber(redis.call('GET', key) or '0')
+    if used + est > limit then return {0, i, horizon, used} end
   elseif kind == 'conc' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    if redis.call('ZCARD', key) + 1 > limit then return {0, i, 1000} end
+    local held = redis.call('ZCARD', key)
+    if held + 1 > limit then return {0, i, 1000, held} end
   else
     expire(key, now - window)
     local amount = est
     if kind == 'rpm' then amount = 1 end
     local used = total(key)
     if used + amount > limit then
-      if amount > limit then return {0, i, -1} end
+      if amount > limit then return {0, i, -1, used} end
       local need, freed = used + amount - limit, 0
       local entries = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
       for j = 1, #entries, 2 do
         freed = freed + tonumber(redis.call('HGET', key .. ':n', entries[j]) or '0')
-        if freed >= need then return {0, i, tonumber(entries[j + 1]) + window - now} end
+        if freed >= need then return {0, i, tonumber(entries[j + 1]) + window - now, used} end
       end
-      return {0, i, window}
+      return {0, i, window, used}
     end
   end
 end
