@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -165,3 +166,31 @@ def test_serve_reaches_a_separately_started_simulator_with_nothing_set(tmp_path:
     finally:
         gateway.stop()
         simulator.stop()
+
+
+def test_ctrl_c_ends_run_cleanly(tmp_path: Path) -> None:
+    service, _ = run_dev_server(tmp_path, "first")
+    service.process.send_signal(signal.SIGINT)
+    assert service.process.wait(timeout=30) == 0
+    assert "Traceback" not in service.log_text()
+
+
+def test_a_bad_configuration_stops_serve_with_its_reason_and_no_traceback(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **env_for(tmp_path, free_port()),
+        "TOLLGATE_CONFIG_JSON": '{"upstreams": {}}',
+    }
+    ran = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "serve", "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode != 0
+    output = ran.stdout + ran.stderr
+    assert "needs a non-empty 'upstreams' object" in output
+    assert "Traceback" not in output
