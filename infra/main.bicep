@@ -93,6 +93,9 @@ param httpPerInstanceConcurrency int = 32
 @minValue(0)
 param alwaysReadyInstances int = 0
 
+@description('An internal URL that receives a small JSON POST when a system crosses a fraction of a budget (empty: alerts are logged and counted only).')
+param budgetAlertUrl string = ''
+
 // --- Redis (shared limits) ------------------------------------------------------------------
 
 @description('Deploy Azure Cache for Redis so that limits hold across instances (recommended: Flex scales out).')
@@ -398,6 +401,7 @@ var tunableDefaults = {
   TOLLGATE_BACKGROUND_WATCH_SECONDS: '21600'
   TOLLGATE_BATCH_WATCH_SECONDS: '93600'
   TOLLGATE_BATCH_FIRST_CHECK_SECONDS: '10'
+  TOLLGATE_BUDGET_ALERT_THRESHOLDS: '0.5,0.8,1'
   TOLLGATE_DEFAULT_COMPLETION_TOKENS: '1024'
   TOLLGATE_MAX_ATTEMPTS: '3'
   TOLLGATE_FAILOVER_BUDGET_SECONDS: '60'
@@ -414,6 +418,7 @@ var tunableDefaults = {
 // Flex Consumption.
 var gatewaySettings = {
   AZURE_CLIENT_ID: identity.properties.clientId
+  TOLLGATE_BUDGET_ALERT_URL: budgetAlertUrl
   TOLLGATE_CONFIG_JSON: string(upstreams)
   TOLLGATE_REGISTRY: '${dataStorage.outputs.blobEndpoint}${registryContainer}/systems.json'
   TOLLGATE_KEYVAULT_URL: keyVault.outputs.uri

@@ -23,6 +23,7 @@ from shared.errors import ConfigError, GatewayError, server_error
 from shared.host.tuning import tune_process
 from shared.limits.config import NO_LIMITS
 from shared.limits.limiter import Limiter
+from shared.limits.plan import cost_units
 from shared.limits.store import LimitStore
 from shared.limits.store_memory import MemoryLimitStore
 from shared.protection.client_ip import TrustedProxies
@@ -40,6 +41,7 @@ from shared.upstream.objects import MemoryObjects, ObjectOwners, RedisObjects
 from shared.upstream.owners import MemoryOwners, RedisOwners, ResponseOwners
 from shared.upstream.relay import Dispatcher, FailoverPolicy
 from shared.usage.account import Account
+from shared.usage.alerts import BudgetAlerts, MemoryMarks, RedisMarks, post_json
 from shared.usage.background import BackgroundMeter, Lookup, MemoryPending, RedisPending
 from shared.usage.batches import BatchMeter, Charge, Lines, MemoryClaims, RedisClaims
 from shared.usage.batches import Lookup as BatchLookup
@@ -72,9 +74,12 @@ class Gateway:
     background: BackgroundMeter
     objects: ObjectOwners  # files and batches, bound to their systems
     batches: BatchMeter
+    alerts: BudgetAlerts
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
-        return Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
+        account = Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
+        account.currency = self.config.currency
+        return account
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -100,6 +105,15 @@ class Gateway:
         )
         config = load_config(settings)
         limiter = build_limiter(settings, redis_auth.get("credential_provider"))
+        limiter.currency = config.currency
+        alerts = BudgetAlerts(
+            settings.budget_alert_thresholds,
+            RedisMarks(redis) if redis is not None else MemoryMarks(),
+            post_json,
+            settings.budget_alert_url,
+            config.currency,
+        )
+        limiter.spent = alerts.spent_soon
         dispatcher = Dispatcher(client, secrets, build_balancer(settings, redis), policy)
         usage = UsageSink(writer, settings.usage_flush_seconds)
         registry = RegistryCache(store_from_settings(settings), settings.registry_refresh_seconds)
@@ -141,6 +155,7 @@ class Gateway:
                 settings.batch_watch_seconds,
                 settings.batch_first_check_seconds,
             ),
+            alerts=alerts,
         )
 
     async def aclose(self) -> None:
@@ -148,6 +163,7 @@ class Gateway:
             await self.entra.aclose()
         await self.background.aclose()  # its last records go to the usage sink
         await self.batches.aclose()
+        await self.alerts.aclose()
         await self.usage.aclose()
         await self.content.aclose()
         await self.limiter.aclose()
@@ -196,14 +212,14 @@ def batch_lines(config: GatewayConfig, dispatcher: Dispatcher) -> Lines:
 def quota_charge(registry: RegistryCache, limiter: Limiter) -> Charge:
     """How a batch's tokens reach the quotas of the system, model and key that created it."""
 
-    async def charge(system_id: str, key_id: str, model: str, tokens: int) -> None:
+    async def charge(system_id: str, key_id: str, model: str, tokens: int, cost: float) -> None:
         current = await registry.current()
         system = current.systems.get(system_id)
         if system is None:  # deleted since: its counters went with it
             return
         key = next((k for k in current.keys_of(system_id) if k.key_id == key_id), None)
         caller = Caller(system, key_id, key.limits if key is not None else NO_LIMITS)
-        await limiter.charge(system_id, caller.scopes(model), tokens)
+        await limiter.charge(system_id, caller.scopes(model), tokens, cost_units(cost))
 
     return charge
 

@@ -66,6 +66,8 @@ class Settings:
     background_watch_seconds: float = 6 * 3600.0
     batch_watch_seconds: float = 26 * 3600.0  # a batch's 24-hour window, and its finalizing
     batch_first_check_seconds: float = 10.0  # then doubling, up to ten minutes
+    budget_alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)  # fractions of a budget
+    budget_alert_url: str | None = None  # the operator's webhook for budget alerts
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +126,8 @@ class Settings:
             background_watch_seconds=_float(e, "TOLLGATE_BACKGROUND_WATCH_SECONDS", 6 * 3600.0),
             batch_watch_seconds=_float(e, "TOLLGATE_BATCH_WATCH_SECONDS", 26 * 3600.0),
             batch_first_check_seconds=_float(e, "TOLLGATE_BATCH_FIRST_CHECK_SECONDS", 10.0),
+            budget_alert_thresholds=_fractions(e, "TOLLGATE_BUDGET_ALERT_THRESHOLDS"),
+            budget_alert_url=e.get("TOLLGATE_BUDGET_ALERT_URL") or None,
         )
 
 
@@ -148,6 +152,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"setting {name} must not be negative")
     return value
+
+
+def _fractions(env: Mapping[str, str], name: str) -> tuple[float, ...]:
+    """Comma-separated fractions of a budget, each in (0, 1]; default 0.5, 0.8, 1."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return (0.5, 0.8, 1.0)
+    try:
+        values = tuple(sorted(float(part) for part in raw.split(",") if part.strip()))
+    except ValueError:
+        raise ConfigError(f"setting {name} must be fractions such as 0.5,0.8,1") from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise ConfigError(f"setting {name}: each fraction must be above 0 and at most 1")
+    return values
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

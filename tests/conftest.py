@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ def create_key(env: dict[str, str], system: str) -> str:
 
 
 def new_system(
-    env: dict[str, str], system: str, models: str = "*", limits: dict[str, int] | None = None
+    env: dict[str, str], system: str, models: str = "*", limits: Mapping[str, float] | None = None
 ) -> str:
     """Register `system` (with these limits, e.g. rpm=60) through the CLI; return a new key."""
     result = tollgate("systems", "create", system, "--models", models, env=env)

@@ -63,7 +63,7 @@ class Harness:
         self.looked = 0
         self._answers = answers
 
-        async def settle(plan: Plan, rid: str, delta: int, shared: bool) -> None:
+        async def settle(plan: Plan, rid: str, delta: int, shared: bool, cost: int) -> None:
             assert plan == PLAN
             self.settled.append((rid, delta, shared))
 

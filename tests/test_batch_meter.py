@@ -36,11 +36,11 @@ def line(status: int, prompt: int, completion: int) -> bytes:
 class Harness:
     def __init__(self, output: list[bytes], readable: bool = True) -> None:
         self.records: list[UsageRecord] = []
-        self.charged: list[tuple[str, str, str, int]] = []
+        self.charged: list[tuple[str, str, str, int, float]] = []
         self.output, self.readable = output, readable
 
-        async def charge(system: str, key: str, model: str, tokens: int) -> None:
-            self.charged.append((system, key, model, tokens))
+        async def charge(system: str, key: str, model: str, tokens: int, cost: float) -> None:
+            self.charged.append((system, key, model, tokens, cost))
 
         async def lookup(upstream: str, batch_id: str) -> dict[str, Any] | None:
             return None
@@ -75,7 +75,7 @@ def test_an_ended_batch_is_recorded_once_with_its_answered_lines() -> None:
     assert (record.prompt_tokens, record.completion_tokens, record.batch_requests) == (17, 8, 2)
     assert (record.operation, record.batch_id, record.error_code) == ("batch", "batch_1", "")
     assert record.cost == 17 * 1.0 + 8 * 2.0 and record.total_ms == 60_000
-    assert harness.charged == [("app", "k1", "assistant", 25)]
+    assert harness.charged == [("app", "k1", "assistant", 25, 33.0)]
 
 
 def test_an_unreadable_output_leaves_the_batch_to_a_later_sighting() -> None:

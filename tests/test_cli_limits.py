@@ -46,10 +46,19 @@ def limits_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
 def test_every_limit_that_applies_is_shown(key_id: str, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line.split() for line in run(capsys, "systems", "limits", SYSTEM).splitlines()]
     assert rows == [
-        ["SCOPE", "RPM", "TPM", "CONCURRENCY", "TOKENS/DAY", "TOKENS/MONTH"],
-        ["system", "600", "-", "-", "9000", "-"],
-        ["model", "gpt-4o", "-", "50000", "-", "-", "-"],
-        ["key", key_id, "60", "-", "-", "-", "-"],
+        [
+            "SCOPE",
+            "RPM",
+            "TPM",
+            "CONCURRENCY",
+            "TOKENS/DAY",
+            "TOKENS/MONTH",
+            "BUDGET/DAY",
+            "BUDGET/MONTH",
+        ],
+        ["system", "600", "-", "-", "9000", "-", "-", "-"],
+        ["model", "gpt-4o", "-", "50000", "-", "-", "-", "-", "-"],
+        ["key", key_id, "60", "-", "-", "-", "-", "-", "-"],
     ]
     assert limits_json(capsys) == {
         "system": SYSTEM,

@@ -41,6 +41,8 @@ def test_a_slow_stream_is_kept_alive_then_relayed(live: Live, slow: tuple[Servic
     with requests.post(url, headers={"api-key": key}, json=body, stream=True, timeout=30) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
+    assert lines[-1].startswith(b": x-tollgate-cost ")  # the closing comment: what it cost
+    lines = lines[:-1]
     comments = [line for line in lines if line.startswith(b":")]
     assert len(comments) >= 2 and lines[: len(comments)] == comments  # comments first
     assert lines[-1] == b"data: [DONE]" and any(b'"content":"Echo:' in line for line in lines)

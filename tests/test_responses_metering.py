@@ -47,7 +47,8 @@ def usage_of(status: int, raw: bytes) -> int:
     """The total tokens of an answer: a JSON response, or a stream's terminal event."""
     assert status == 200, raw
     if raw.startswith(b"event:"):
-        last = raw.strip().split(b"\n\n")[-1]
+        events = [e for e in raw.strip().split(b"\n\n") if not e.startswith(b":")]
+        last = events[-1]  # the terminal event, before the closing cost comment
         data = json.loads(last.split(b"data: ", 1)[1])
         assert data["type"] == "response.completed"
         return int(data["response"]["usage"]["total_tokens"])

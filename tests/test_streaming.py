@@ -68,7 +68,8 @@ def test_stream_ends_with_done_and_carries_every_token(paced: Live) -> None:
     with requests.post(
         url, headers={"api-key": paced.seed_key}, json=body, stream=True, timeout=30
     ) as r:
-        events = [line for line in r.iter_lines() if line]
+        # SSE comments (the closing cost) are not events: clients skip them
+        events = [line for line in r.iter_lines() if line and not line.startswith(b":")]
     assert events[-1] == b"data: [DONE]"
     chunks = [json.loads(e.removeprefix(b"data: ")) for e in events[:-1]]
     assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")) == 16

@@ -66,7 +66,7 @@ def _queue(pipe: Any, check: Check, now_ms: int) -> None:
 async def _reading(client: Redis, check: Check, reply: Any, now_ms: int) -> tuple[int, int | None]:
     if check.kind == "conc":
         return int(reply), None
-    if check.kind == "quota":
+    if check.kind in ("quota", "budget"):  # a budget's in cost units
         return int(reply or 0), check.horizon_ms
     resets = int(reply[0][1]) + WINDOW_MS - now_ms if reply else None
     if check.kind == "rpm":

@@ -15,7 +15,7 @@ from typing import Any
 from shared.cli import registry_io
 from shared.cli.limits_view import describe_edit, limits_json, limits_table
 from shared.cli.output import json_option, note, print_json
-from shared.limits.config import LIMIT_FIELDS
+from shared.limits.config import LIMIT_FIELDS, MONEY_FIELDS
 from shared.registry import admin
 
 NONE = -1  # `--rpm none`: remove that limit
@@ -25,6 +25,8 @@ MEANING = {
     "concurrency": "requests in flight at once",
     "tokens_per_day": "tokens a calendar day (in TOLLGATE_QUOTA_TIMEZONE)",
     "tokens_per_month": "tokens a calendar month (in TOLLGATE_QUOTA_TIMEZONE)",
+    "budget_per_day": "money a calendar day, in the price table's currency (e.g. 20 or 12.5)",
+    "budget_per_month": "money a calendar month, in the price table's currency",
 }
 
 
@@ -42,11 +44,12 @@ def add_command(sys_cmds: Any) -> None:
         "--key", dest="key_id", metavar="KEY_ID", help="set or clear the limits of this key"
     )
     for name in LIMIT_FIELDS:
+        money = name in MONEY_FIELDS
         limits.add_argument(
             f"--{name.replace('_', '-')}",
             dest=name,
-            type=_limit_value,
-            metavar="N",
+            type=_money_value if money else _limit_value,
+            metavar="AMOUNT" if money else "N",
             help=f"{MEANING[name]}; 'none' removes it",
         )
     limits.add_argument(
@@ -78,6 +81,18 @@ def _limit_value(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("limits are whole numbers >= 0, or 'none'")
     return value
+
+
+def _money_value(text: str) -> float:
+    if text.lower() == "none":
+        return NONE
+    try:
+        value = float(text)
+    except ValueError:
+        value = NONE - 1
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("budgets are amounts >= 0, or 'none'")
+    return int(value) if value.is_integer() else value
 
 
 def cmd_limits(args: argparse.Namespace) -> int:

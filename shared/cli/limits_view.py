@@ -10,7 +10,16 @@ from shared.cli.output import limits_text, table
 from shared.limits.config import LIMIT_FIELDS
 
 Spec = dict[str, Any]
-HEADERS = ("SCOPE", "RPM", "TPM", "CONCURRENCY", "TOKENS/DAY", "TOKENS/MONTH")
+HEADERS = (
+    "SCOPE",
+    "RPM",
+    "TPM",
+    "CONCURRENCY",
+    "TOKENS/DAY",
+    "TOKENS/MONTH",
+    "BUDGET/DAY",
+    "BUDGET/MONTH",
+)
 
 
 class Scope(NamedTuple):

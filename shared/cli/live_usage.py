@@ -20,6 +20,7 @@ from shared.cli.limits_view import scopes
 from shared.cli.output import json_option, note, print_json, table
 from shared.cli.where import cli_settings
 from shared.limits.config import Scope, parse_limits
+from shared.limits.plan import COST_UNITS
 from shared.registry import admin
 from shared.settings import Settings
 
@@ -32,6 +33,8 @@ LABELS = {
     "concurrency": "requests in flight",
     "tokens_per_day": "tokens today",
     "tokens_per_month": "tokens this month",
+    "budget_per_day": "spent today",
+    "budget_per_month": "spent this month",
 }
 
 
@@ -128,7 +131,17 @@ def _client(settings: Settings) -> tuple[Any, Any]:
 def _name(counter: Counter) -> str:
     if counter.check.kind == "quota":
         return f"tokens_per_{counter.check.label}"
+    if counter.check.kind == "budget":
+        return f"budget_per_{counter.check.label}"
     return NAMES[counter.check.kind]
+
+
+def _amounts(counter: Counter) -> tuple[float, float]:
+    """(used, limit): money in the price table's currency, else counts."""
+    used, limit = counter.used, counter.check.limit
+    if counter.check.kind == "budget":
+        return used / COST_UNITS, limit / COST_UNITS
+    return used, limit
 
 
 def _scope(counter: Counter) -> tuple[str, str | None]:
@@ -140,14 +153,14 @@ def _rows(counters: list[Counter]) -> list[tuple[Any, ...]]:
     rows = []
     for counter in counters:
         kind, name = _scope(counter)
-        limit = counter.check.limit
+        used, limit = _amounts(counter)
         rows.append(
             (
                 kind if name is None else f"{kind} {name}",
                 LABELS[_name(counter)],
-                counter.used,
+                round(used, 4),
                 limit,
-                max(limit - counter.used, 0),
+                round(max(limit - used, 0), 4),
                 None if counter.resets_in_ms is None else _duration(counter.resets_in_ms),
             )
         )
@@ -167,9 +180,9 @@ def _as_json(
                 "scope": _scope(c)[0],
                 "name": _scope(c)[1],
                 "counter": _name(c),
-                "used": c.used,
-                "limit": c.check.limit,
-                "remaining": max(c.check.limit - c.used, 0),
+                "used": _amounts(c)[0],
+                "limit": _amounts(c)[1],
+                "remaining": max(_amounts(c)[1] - _amounts(c)[0], 0),
                 "resets_in_ms": c.resets_in_ms,
             }
             for c in counters

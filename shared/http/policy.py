@@ -8,11 +8,13 @@ from typing import Any
 
 from shared.errors import GatewayError, bad_request, not_found
 from shared.gateway import Gateway
+from shared.limits.plan import cost_units
 from shared.registry.systems import Caller
 from shared.routes import Operation
 from shared.upstream.config import PublicModel
 from shared.upstream.owners import ResponseOwners
 from shared.usage.account import Account, estimate
+from shared.usage.counts import NO_UNITS, Tokens, Units
 
 
 def redact(caller: Caller, model: PublicModel, body: dict[str, Any]) -> None:
@@ -56,12 +58,30 @@ async def admit(
     if scopes:
         prompt, reserve = estimate(body, model.operation, model.tokenizer, default)
         account.estimate_prompt_with(lambda: prompt)
-        reservation = await gateway.limiter.admit(caller.system.id, scopes, reserve)
+        budgeted = any(
+            s.limits.budget_per_day is not None or s.limits.budget_per_month is not None
+            for s in scopes
+        )
+        cost = worst_cost(model, body, prompt, reserve) if budgeted else 0
+        reservation = await gateway.limiter.admit(caller.system.id, scopes, reserve, cost)
         account.reserved(gateway.limiter, reservation)
     else:  # counted only if a stream breaks before the upstream reports usage
         account.estimate_prompt_with(
             lambda: estimate(body, model.operation, model.tokenizer, default)[0]
         )
+
+
+def worst_cost(model: PublicModel, body: dict[str, Any], prompt: int, reserve: int) -> int:
+    """The most the call may cost, in cost units: the prompt at the prompt price, the rest of
+    the reservation at the completion price, and the images or characters it asks for."""
+    units = NO_UNITS
+    if model.operation is Operation.IMAGES:
+        n = body.get("n", 1)
+        units = Units(images=n if isinstance(n, int) and not isinstance(n, bool) else 1)
+    elif model.operation is Operation.SPEECH:
+        text = body.get("input")
+        units = Units(characters=len(text) if isinstance(text, str) else 0)
+    return cost_units(model.prices.cost(Tokens(prompt, max(reserve - prompt, 0)), units))
 
 
 async def chained(

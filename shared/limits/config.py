@@ -7,7 +7,16 @@ from typing import Any
 
 from shared.errors import ConfigError
 
-LIMIT_FIELDS = ("rpm", "tpm", "concurrency", "tokens_per_day", "tokens_per_month")
+LIMIT_FIELDS = (
+    "rpm",
+    "tpm",
+    "concurrency",
+    "tokens_per_day",
+    "tokens_per_month",
+    "budget_per_day",
+    "budget_per_month",
+)
+MONEY_FIELDS = frozenset({"budget_per_day", "budget_per_month"})  # in the price table's currency
 
 
 class LimitsError(ConfigError):
@@ -21,18 +30,14 @@ class Limits:
     concurrency: int | None = None
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
+    budget_per_day: float | None = None  # money, in the price table's currency
+    budget_per_month: float | None = None
 
     @property
     def empty(self) -> bool:
-        return (
-            self.rpm is None
-            and self.tpm is None
-            and self.concurrency is None
-            and self.tokens_per_day is None
-            and self.tokens_per_month is None
-        )
+        return all(getattr(self, name) is None for name in LIMIT_FIELDS)
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, float]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
@@ -48,10 +53,12 @@ def parse_limits(raw: Any, where: str) -> Limits:
     if unknown:
         raise LimitsError(f"{where}: unknown limits {sorted(unknown)}")
     for name, value in raw.items():
+        kinds = (int, float) if name in MONEY_FIELDS else (int,)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 0
+            isinstance(value, bool) or not isinstance(value, kinds) or value < 0
         ):
-            raise LimitsError(f"{where}: {name} must be a whole number >= 0")
+            what = "a number" if name in MONEY_FIELDS else "a whole number"
+            raise LimitsError(f"{where}: {name} must be {what} >= 0")
     return Limits(**raw)
 
 

@@ -10,11 +10,16 @@ from zoneinfo import ZoneInfo
 from shared.limits.config import Scope
 
 WINDOW_MS = 60_000
+COST_UNITS = 10**8  # money is counted in 1e-8 of the currency: a usage record's precision
+
+
+def cost_units(amount: float) -> int:
+    return round(amount * COST_UNITS)
 
 
 @dataclass(frozen=True)
 class Check:
-    kind: str  # "rpm", "tpm", "conc", "quota"
+    kind: str  # "rpm", "tpm", "conc", "quota" (tokens), "budget" (money, in cost units)
     key: str  # the counter's key; every key of one system shares a Redis hash slot
     limit: int
     horizon_ms: int  # quota: ms until its period ends; conc: the lease; else the window
@@ -50,6 +55,12 @@ def plan_for(system_id: str, scopes: list[Scope], now: datetime, lease_ms: int) 
             checks.append(
                 Check("quota", key, limits.tokens_per_month, _ms(month_end - now), "month")
             )
+        if limits.budget_per_day is not None:
+            key, limit = f"{prefix}:bday:{now:%Y%m%d}", cost_units(limits.budget_per_day)
+            checks.append(Check("budget", key, limit, _ms(day_end - now), "day"))
+        if limits.budget_per_month is not None:
+            key, limit = f"{prefix}:bmonth:{now:%Y%m}", cost_units(limits.budget_per_month)
+            checks.append(Check("budget", key, limit, _ms(month_end - now), "month"))
     return Plan(system_id, tuple(checks))
 
 

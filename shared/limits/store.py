@@ -28,14 +28,20 @@ class Admission:
 
 
 class LimitStore(Protocol):
-    async def admit(self, plan: Plan, rid: str, estimate: int, now_ms: int) -> Admission: ...
-
-    async def settle(self, plan: Plan, rid: str, delta: int) -> None:
-        """Correct the reservation by `delta` tokens and end its concurrency lease."""
+    async def admit(
+        self, plan: Plan, rid: str, estimate: int, now_ms: int, cost: int = 0
+    ) -> Admission:
+        """Reserve `estimate` tokens and `cost` (cost units) against every check, or none."""
         ...
 
-    async def charge(self, plan: Plan, amount: int) -> None:
-        """Add `amount` tokens, never reserved, to the plan's quota counters."""
+    async def settle(self, plan: Plan, rid: str, delta: int, cost: int = 0) -> dict[str, int]:
+        """Correct the reservation by `delta` tokens and `cost` cost units, and end its
+        concurrency lease; the budget counters' values after it, by key."""
+        ...
+
+    async def charge(self, plan: Plan, amount: int, cost: int = 0) -> dict[str, int]:
+        """Add `amount` tokens and `cost`, never reserved, to the plan's quotas and budgets;
+        the budget counters' values after it, by key."""
         ...
 
     async def aclose(self) -> None: ...

@@ -43,16 +43,25 @@ class MemoryLimitStore:
         self._logs: dict[str, _Log] = {}
         self._quotas: dict[str, int] = {}
 
-    async def admit(self, plan: Plan, rid: str, estimate: int, now_ms: int) -> Admission:
+    async def admit(
+        self, plan: Plan, rid: str, estimate: int, now_ms: int, cost: int = 0
+    ) -> Admission:
         for index, check in enumerate(plan.checks):
-            wait = self._refusal(check, estimate, now_ms)
+            asked = cost if check.kind == "budget" else estimate
+            wait = self._refusal(check, asked, now_ms)
             if wait is not None:
                 return Admission(False, index, wait, (), self._used(check))
         return Admission(
-            True, -1, 0, tuple(self._take(c, rid, estimate, now_ms) for c in plan.checks)
+            True,
+            -1,
+            0,
+            tuple(
+                self._take(c, rid, cost if c.kind == "budget" else estimate, now_ms)
+                for c in plan.checks
+            ),
         )
 
-    async def settle(self, plan: Plan, rid: str, delta: int) -> None:
+    async def settle(self, plan: Plan, rid: str, delta: int, cost: int = 0) -> dict[str, int]:
         for check in plan.checks:
             if check.kind == "conc":
                 log = self._logs.get(check.key)
@@ -65,19 +74,26 @@ class MemoryLimitStore:
                     at, amount = log.entries[rid]
                     log.entries[rid] = (at, amount + delta)
                     log.total += delta
-            elif check.kind == "quota":
-                self._quotas[check.key] = self._quotas.get(check.key, 0) + delta
+            elif check.kind in ("quota", "budget"):
+                change = cost if check.kind == "budget" else delta
+                self._quotas[check.key] = self._quotas.get(check.key, 0) + change
+        return self._budgets(plan)
 
-    async def charge(self, plan: Plan, amount: int) -> None:
+    async def charge(self, plan: Plan, amount: int, cost: int = 0) -> dict[str, int]:
         for check in plan.checks:
-            if check.kind == "quota":
-                self._quotas[check.key] = self._quotas.get(check.key, 0) + amount
+            if check.kind in ("quota", "budget"):
+                change = cost if check.kind == "budget" else amount
+                self._quotas[check.key] = self._quotas.get(check.key, 0) + change
+        return self._budgets(plan)
+
+    def _budgets(self, plan: Plan) -> dict[str, int]:
+        return {c.key: self._quotas.get(c.key, 0) for c in plan.checks if c.kind == "budget"}
 
     async def aclose(self) -> None:
         return None
 
     def _used(self, check: Check) -> int:
-        if check.kind == "quota":
+        if check.kind in ("quota", "budget"):
             return self._quotas.get(check.key, 0)
         log = self._log(check.key)
         return len(log.entries) if check.kind == "conc" else log.total
@@ -87,7 +103,7 @@ class MemoryLimitStore:
 
     def _refusal(self, check: Check, estimate: int, now_ms: int) -> int | None:
         """None when the check admits the request, else how long to wait (ms, -1: never)."""
-        if check.kind == "quota":
+        if check.kind in ("quota", "budget"):  # `estimate`: tokens, or cost units
             used = self._quotas.get(check.key, 0)
             return None if used + estimate <= check.limit else check.horizon_ms
         log = self._log(check.key)
@@ -103,7 +119,7 @@ class MemoryLimitStore:
         return log.wait_to_free(log.total + amount - check.limit, now_ms, WINDOW_MS)
 
     def _take(self, check: Check, rid: str, estimate: int, now_ms: int) -> CheckState:
-        if check.kind == "quota":
+        if check.kind in ("quota", "budget"):
             used = self._quotas.get(check.key, 0) + estimate
             self._quotas[check.key] = used
             return CheckState(check.limit - used, check.horizon_ms)

@@ -26,17 +26,21 @@ _LUA = Path(__file__).with_name("lua")
 class RedisLimitStore:
     def __init__(self, channel: RedisChannel):
         self._channel = channel
-        self._refunds: set[asyncio.Task[None]] = set()
+        self._refunds: set[asyncio.Task[dict[str, int]]] = set()
 
-    async def admit(self, plan: Plan, rid: str, estimate: int, now_ms: int) -> Admission:
+    async def admit(
+        self, plan: Plan, rid: str, estimate: int, now_ms: int, cost: int = 0
+    ) -> Admission:
         keys = [c.key for c in plan.checks]
-        args: list[Any] = [now_ms, rid, estimate, WINDOW_MS, len(keys)]
+        args: list[Any] = [now_ms, rid, estimate, WINDOW_MS, len(keys), cost]
         for check in plan.checks:
             args += [check.kind, check.limit, check.horizon_ms]
 
         def orphaned(reply: Any) -> None:  # the request is gone: give back what it took
             if isinstance(reply, list) and int(reply[0]) == 1:
-                refund = asyncio.get_running_loop().create_task(self.settle(plan, rid, -estimate))
+                refund = asyncio.get_running_loop().create_task(
+                    self.settle(plan, rid, -estimate, -cost)
+                )
                 self._refunds.add(refund)
                 refund.add_done_callback(self._refunds.discard)
 
@@ -47,15 +51,19 @@ class RedisLimitStore:
         states = tuple(CheckState(values[i], values[i + 1]) for i in range(0, len(values), 2))
         return Admission(True, -1, 0, states)
 
-    async def settle(self, plan: Plan, rid: str, delta: int) -> None:
+    async def settle(self, plan: Plan, rid: str, delta: int, cost: int = 0) -> dict[str, int]:
         keys = [c.key for c in plan.checks]
-        await self._run(SETTLE, keys, [rid, delta, *(c.kind for c in plan.checks)])
+        reply = await self._run(SETTLE, keys, [rid, delta, cost, *(c.kind for c in plan.checks)])
+        return _budgets(plan, reply)
 
-    async def charge(self, plan: Plan, amount: int) -> None:
-        quotas = [c for c in plan.checks if c.kind == "quota"]
-        if quotas:
-            keys = [c.key for c in quotas]
-            await self._run(CHARGE, keys, [amount, *(c.horizon_ms for c in quotas)])
+    async def charge(self, plan: Plan, amount: int, cost: int = 0) -> dict[str, int]:
+        counters = [c for c in plan.checks if c.kind in ("quota", "budget")]
+        if not counters:
+            return {}
+        args: list[Any] = [amount, cost]
+        for check in counters:
+            args += [check.kind, check.horizon_ms]
+        return _budgets(plan, await self._run(CHARGE, [c.key for c in counters], args))
 
     async def aclose(self) -> None:
         if self._refunds:
@@ -92,6 +100,12 @@ class Script:
 def _script(name: str) -> Script:
     text = (_LUA / name).read_text(encoding="utf-8")
     return Script(text, hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest())
+
+
+def _budgets(plan: Plan, reply: Any) -> dict[str, int]:
+    """The budget counters' values a script answered, by key, in the plan's order."""
+    keys = [c.key for c in plan.checks if c.kind == "budget"]
+    return dict(zip(keys, (int(v) for v in reply or []), strict=False))
 
 
 ADMIT = _script("admit.lua")

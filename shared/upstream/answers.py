@@ -90,7 +90,9 @@ async def relayed_answer(
         account.close_body(resp.status, bytes(answer.body))
         return answer
     account.close_body(resp.status, body)
-    return Response(content=body, status_code=resp.status, headers=headers)
+    return Response(
+        content=body, status_code=resp.status, headers={**headers, **account.cost_header()}
+    )
 
 
 def binary_answer(

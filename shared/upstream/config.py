@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ class GatewayConfig:
     # Each model as served by each operation it serves (chat models: chat and responses).
     served: dict[tuple[str, Operation], PublicModel] = field(default_factory=dict)
     files: Upstream | None = None  # where files and batches live (None: not served)
+    currency: str = "USD"  # the price table's
 
     def cost(
         self, model: str, tokens: Tokens, units: Units = NO_UNITS, batch: bool = False
@@ -159,7 +161,12 @@ def parse_config(raw: Any) -> GatewayConfig:
         for name, model in models.items()
         for op in model.serves
     }
-    return GatewayConfig(upstreams=upstreams, models=models, served=served, files=files)
+    currency = raw.get("currency", "USD")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise ConfigError("'currency' is a three-letter code (ISO 4217), e.g. USD or TWD")
+    return GatewayConfig(
+        upstreams=upstreams, models=models, served=served, files=files, currency=currency
+    )
 
 
 def _files_upstream(spec: Any, upstreams: dict[str, Upstream]) -> Upstream | None:

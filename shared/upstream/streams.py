@@ -74,6 +74,11 @@ class RelayedStream(StreamingResponse):
                 if self._capture is not None:
                     self._capture.append(rest)
                 yield rest
+            cost = self._account.stream_cost(self._tap)
+            if cost:
+                if self._capture is not None:
+                    self._capture.append(cost)
+                yield cost
             self._completed = True
             self._upstream.release()
         except TimeoutError:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.limits.limiter import Limiter, Reservation
+from shared.limits.plan import cost_units
 from shared.limits.tokens import (
     chat_prompt_tokens,
     completion_allowance,
@@ -83,6 +84,8 @@ class Account:
         self._prompt_estimate: Callable[[], int] = lambda: 0
         self._closed = False
         self.error_code = ""  # as the record says, once closed
+        self.cost: float | None = None  # as the record says, once closed
+        self.currency = "USD"  # the price table's
         self.content: ContentCapture | None = None  # only for systems that opted in
         self.response_id = ""  # the stored response a Responses API call created
         self.units = NO_UNITS  # what it used that is priced per unit (images, audio, text)
@@ -193,6 +196,21 @@ class Account:
         text = b"".join(self.content.parts) if self.content is not None else b""
         self._close(200, error_code, tokens, disconnected=disconnected, text=text)
 
+    def cost_header(self) -> dict[str, str]:
+        """`x-tollgate-cost`: what the answer cost, once the account has closed on it."""
+        if self.cost is None:
+            return {}
+        return {"x-tollgate-cost": f"{self.cost:.8f} {self.currency}"}
+
+    def stream_cost(self, tap: UsageTap) -> bytes:
+        """A stream's closing SSE comment saying what it cost (SDKs skip comments), once its
+        usage has come; nothing before."""
+        usage = tap.usage or {}
+        if "total_tokens" not in usage or self._on_end is not None:  # resumed: costs nothing
+            return b""
+        cost = self._price(self.model, tokens_of(usage), self.units, False)
+        return f": x-tollgate-cost {cost:.8f} {self.currency}\n\n".encode()
+
     def _defer(self) -> bool:
         """Hand a background response's record and reservation to the meter, to be finished
         when the response ends; its concurrency lease ends now, with the call."""
@@ -205,7 +223,12 @@ class Account:
         if reservation is not None and self._limiter is not None:
             shared = self._limiter.end_lease_soon(reservation)
             pending = Pending(
-                record, reservation.plan, reservation.rid, reservation.estimate, shared
+                record,
+                reservation.plan,
+                reservation.rid,
+                reservation.estimate,
+                shared,
+                reservation.cost,
             )
         self._hold(self.response_id, pending)
         return True
@@ -229,9 +252,10 @@ class Account:
         total = tokens.total
         reserved = self.reservation.estimate if self.reservation else 0
         settled = total if reported or not self.reservation else reserved
-        if self._limiter is not None:
-            self._limiter.settle_soon(self.reservation, settled)
         record = self._record(status, error_code, tokens, settled, disconnected)
+        if self._limiter is not None:  # budgets are charged what the record says, exactly
+            self._limiter.settle_soon(self.reservation, settled, cost_units(record.cost))
+        self.cost = record.cost
         self._sink.add(record)
         record_request(record)
         if self.content is not None and text:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.limits.plan import Check, Plan
+from shared.limits.plan import Check, Plan, cost_units
 from shared.usage.counts import NO_UNITS, Price, flat_counts, tokens_of
 from shared.usage.record import RecordSink, UsageRecord, token_fields
 from shared.usage.telemetry import record_request
@@ -42,6 +42,7 @@ class Pending:
     rid: str
     estimate: int
     shared: bool  # reserved in the shared store (else in this instance's, while it was down)
+    cost: int = 0  # the worst case reserved against budgets, in cost units
 
     def to_json(self) -> str:
         plan = self.plan
@@ -53,6 +54,7 @@ class Pending:
                 "rid": self.rid,
                 "estimate": self.estimate,
                 "shared": self.shared,
+                "cost": self.cost,
             }
         )
 
@@ -66,6 +68,7 @@ class Pending:
             data["rid"],
             data["estimate"],
             data["shared"],
+            data.get("cost", 0),
         )
 
 
@@ -114,7 +117,8 @@ def _key(response_id: str) -> str:
 # (deployment, response id) -> the upstream's response object; {} when it has none (deleted);
 # None when it could not say this time.
 Lookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
-Settle = Callable[[Plan, str, int, bool], Awaitable[None]]  # (plan, rid, delta, shared)
+# (plan, rid, tokens delta, shared, cost delta in cost units)
+Settle = Callable[[Plan, str, int, bool, int], Awaitable[None]]
 
 
 class BackgroundMeter:
@@ -164,8 +168,15 @@ class BackgroundMeter:
             return False
         record = self._settled_record(pending, answer)
         if pending.plan is not None:
+            # No usage seen: the cost reserved stays charged, as its tokens do.
+            used = isinstance((answer or {}).get("usage"), dict)
+            cost_delta = cost_units(record.cost) - pending.cost if used else 0
             await self._settle(
-                pending.plan, pending.rid, record.settled_tokens - pending.estimate, pending.shared
+                pending.plan,
+                pending.rid,
+                record.settled_tokens - pending.estimate,
+                pending.shared,
+                cost_delta,
             )
         self._write(record)
         return True

@@ -32,8 +32,8 @@ _RUNNING = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 Lookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 # (upstream name, file id) -> the file's lines
 Lines = Callable[[str, str], AsyncIterator[bytes]]
-# (system, key id, public model, tokens): charged to the quotas of that call
-Charge = Callable[[str, str, str, int], Awaitable[None]]
+# (system, key id, public model, tokens, cost): charged to the quotas and budgets of that call
+Charge = Callable[[str, str, str, int, float], Awaitable[None]]
 
 
 class Claims(Protocol):
@@ -128,10 +128,12 @@ class BatchMeter:
             log.error("could not read batch %s's output: %s", batch_id, type(exc).__name__)
             await self._claims.release(batch_id)
             return False
-        self._write(self._record(batch_id, entry, answer, tokens, answered))
+        record = self._record(batch_id, entry, answer, tokens, answered)
+        self._write(record)
         if tokens.total:
             try:
-                await self._charge(entry["system"], entry["key_id"], entry["model"], tokens.total)
+                charged = (entry["system"], entry["key_id"], entry["model"])
+                await self._charge(*charged, tokens.total, record.cost)
             except Exception as exc:  # the record stands; the quota misses these tokens
                 log.error("could not charge batch %s's tokens: %s", batch_id, type(exc).__name__)
         return True

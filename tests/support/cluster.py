@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ class Cluster:
     env: dict[str, str]
     work: Path
 
-    def system(self, **limits: int) -> tuple[str, str]:
+    def system(self, **limits: float) -> tuple[str, str]:
         """A fresh system with these limits and a key, once every gateway knows it."""
         system = f"lim-{uuid.uuid4().hex[:8]}"
         key = new_system(self.env, system, limits=limits)
@@ -51,9 +51,16 @@ def wait_until_known(url: str, key: str) -> None:
 
 
 @contextmanager
-def cluster_of(work: Path, count: int, settings: dict[str, str] | None = None) -> Iterator[Cluster]:
+def cluster_of(
+    work: Path,
+    count: int,
+    settings: dict[str, str] | Callable[[str], dict[str, str]] | None = None,
+) -> Iterator[Cluster]:
+    """`settings` may be made from the simulator's URL (a configuration naming it)."""
     redis.Redis.from_url(REDIS_URL).ping()  # no Redis is a failure here, never a skip
     simulator = start_simulator(SIM_KEY, work / "simulator.log")
+    if callable(settings):
+        settings = settings(simulator.url)
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
         "TOLLGATE_SIMULATOR_URL": simulator.url,

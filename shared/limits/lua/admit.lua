@@ -1,4 +1,5 @@
--- KEYS: one per check. ARGV: now, rid, estimate, window, n, then per check: kind, limit, horizon.
+-- KEYS: one per check. ARGV: now, rid, estimate (tokens), window, n, estimated cost (cost
+-- units), then per check: kind, limit, horizon.
 -- Phase 1 expires old entries and checks every limit; phase 2 takes from all of them, so a
 -- refused request changes nothing.
 -- `now` 0 means Redis's own clock, so that instances with skewed clocks agree.
@@ -8,8 +9,8 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local window, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local function arg(i, j) return ARGV[5 + (i - 1) * 3 + j] end
+local window, n, cost = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local function arg(i, j) return ARGV[6 + (i - 1) * 3 + j] end
 local function total(key) return tonumber(redis.call('GET', key .. ':sum') or '0') end
 -- Drop a log's entries older than `before`, in batches (unpack has a stack limit).
 local function expire(key, before)
@@ -27,9 +28,10 @@ local function expire(key, before)
 end
 for i = 1, n do
   local key, kind, limit, horizon = KEYS[i], arg(i, 1), tonumber(arg(i, 2)), tonumber(arg(i, 3))
-  if kind == 'quota' then
-    local used = tonumber(redis.call('GET', key) or '0')
-    if used + est > limit then return {0, i, horizon, used} end
+  if kind == 'quota' or kind == 'budget' then
+    local used, asked = tonumber(redis.call('GET', key) or '0'), est
+    if kind == 'budget' then asked = cost end
+    if used + asked > limit then return {0, i, horizon, used} end
   elseif kind == 'conc' then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     local held = redis.call('ZCARD', key)
@@ -54,8 +56,10 @@ end
 local out = {1, 0, 0}
 for i = 1, n do
   local key, kind, limit, horizon = KEYS[i], arg(i, 1), tonumber(arg(i, 2)), tonumber(arg(i, 3))
-  if kind == 'quota' then
-    local used = redis.call('INCRBY', key, est)
+  if kind == 'quota' or kind == 'budget' then
+    local asked = est
+    if kind == 'budget' then asked = cost end
+    local used = redis.call('INCRBY', key, asked)
     redis.call('PEXPIRE', key, horizon + 86400000)
     table.insert(out, limit - used); table.insert(out, horizon)
   elseif kind == 'conc' then
