@@ -19,6 +19,7 @@ import redis
 import requests
 
 from tests.support.cluster import REDIS_URL, Cluster, cluster_of, spread
+from tests.support.processes import tollgate
 
 PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
 PROMPT = "zebra crossing at the toll gate"
@@ -153,3 +154,26 @@ def _one_alert_per_threshold(system: str, budget: float) -> None:
         # 100%: spent, or a request refused because its worst case no longer fitted
         assert alert["spent"] >= alert["threshold"] * budget or alert["refused"]
     assert not any(PROMPT.encode() in post or b"zebra" in post for post in Receiver.posts)
+
+
+def test_systems_spend_shows_the_live_counters(tmp_path: Path) -> None:
+    with cluster_of(tmp_path, 1, priced) as cluster:
+        system, key = cluster.system(budget_per_day=5, budget_per_month=50)
+        answer = requests.post(
+            f"{cluster.gateways[0].url}/v1/chat/completions",
+            headers={"api-key": key},
+            json=BODY,
+            timeout=30,
+        )
+        cost = float(answer.headers["x-tollgate-cost"].split()[0])
+        time.sleep(0.3)  # the settlement
+        shown = tollgate("systems", "spend", system, "--json", env=cluster.env)
+        assert shown.returncode == 0, shown.stderr
+        rows = {r["period"]: r for r in json.loads(shown.stdout)["budgets"]}
+        assert rows["day"]["spent"] == pytest.approx(cost, abs=1e-8)
+        assert (rows["day"]["budget"], rows["month"]["budget"]) == (5, 50)
+        assert rows["month"]["spent"] == pytest.approx(cost, abs=1e-8)
+        table = tollgate("systems", "spend", env=cluster.env)
+        assert system in table.stdout and "5.0000" in table.stdout
+        without = {k: v for k, v in cluster.env.items() if k != "TOLLGATE_REDIS_URL"}
+        assert tollgate("systems", "spend", system, env=without).returncode == 1

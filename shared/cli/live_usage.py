@@ -19,7 +19,7 @@ from shared.cli.errors import CommandError
 from shared.cli.limits_view import scopes
 from shared.cli.output import json_option, note, print_json, table
 from shared.cli.where import cli_settings
-from shared.limits.config import Scope, parse_limits
+from shared.limits.config import Limits, Scope, parse_limits
 from shared.limits.plan import COST_UNITS
 from shared.registry import admin
 from shared.settings import Settings
@@ -51,20 +51,15 @@ def add_command(sys_cmds: Any) -> None:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    settings = cli_settings()
     found = counted_scopes(admin.system_of(registry_io.read(), args.system_id))
     if not found:
         print(f"system '{args.system_id}' has no limits: nothing is counted")
         return 0
-    if not settings.redis_url:
-        note(
-            "tollgate: TOLLGATE_REDIS_URL is not set, so each gateway process counts the limits "
-            "in its own memory, and they cannot be read from outside it. Configure Redis (the "
-            "same TOLLGATE_REDIS_URL for the gateways and here) to share and see them."
-        )
+    settings = redis_or_note()
+    if settings is None:
         return 1
-    now_ms, counters = asyncio.run(_read(settings, args.system_id, found))
-    redis = _without_password(settings.redis_url)
+    now_ms, counters = asyncio.run(read_live(settings, args.system_id, found))
+    redis = _without_password(settings.redis_url or "")
     when = datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(timespec="seconds")
     when = when.replace("+00:00", "Z")
     if args.json:
@@ -86,7 +81,34 @@ def counted_scopes(spec: dict[str, Any]) -> list[Scope]:
     ]
 
 
-async def _read(
+def redis_or_note() -> Settings | None:
+    """The CLI's settings when they name the gateways' Redis; else None, having said why."""
+    settings = cli_settings()
+    if settings.redis_url:
+        return settings
+    note(
+        "tollgate: TOLLGATE_REDIS_URL is not set, so each gateway process counts the limits "
+        "in its own memory, and they cannot be read from outside it. Configure Redis (the "
+        "same TOLLGATE_REDIS_URL for the gateways and here) to share and see them."
+    )
+    return None
+
+
+def budgeted(scopes: list[Scope]) -> list[Scope]:
+    """The scopes with a budget, each with its budgets only."""
+    return [
+        Scope(
+            s.name,
+            Limits(
+                budget_per_day=s.limits.budget_per_day, budget_per_month=s.limits.budget_per_month
+            ),
+        )
+        for s in scopes
+        if s.limits.budget_per_day is not None or s.limits.budget_per_month is not None
+    ]
+
+
+async def read_live(
     settings: Settings, system_id: str, found: list[Scope]
 ) -> tuple[int, list[Counter]]:
     try:

@@ -1,6 +1,6 @@
 """`tollgate systems ...`: create, list, show, change, delete and purge calling systems (their
-limits and live usage: limits.py and live_usage.py). Each change prints one line saying what it
-did; list and show print tables, or JSON with --json."""
+limits, live usage and spend: limits.py, live_usage.py and spend.py). Each change prints one
+line saying what it did; list and show print tables, or JSON with --json."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from shared.cli import limits, live_usage, registry_io
+from shared.cli import limits, live_usage, registry_io, spend
 from shared.cli.confirm import confirmed
 from shared.cli.differences import difference
 from shared.cli.errors import CommandError
@@ -35,6 +35,7 @@ def add_commands(commands: Any) -> None:
     _update_command(sys_cmds)
     limits.add_command(sys_cmds)
     live_usage.add_command(sys_cmds)
+    spend.add_command(sys_cmds)
     delete = sys_cmds.add_parser("delete", help="remove a system and all its keys (asks first)")
     delete.add_argument("system_id", metavar="ID", help="the system")
     delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
