@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from openai import AzureOpenAI
@@ -28,6 +29,19 @@ def env_for(work: Path, sim_port: int) -> dict[str, str]:
         "TOLLGATE_SECRET_SIMULATOR_KEY": "",
         "TOLLGATE_REGISTRY_REFRESH_SECONDS": "0.2",
     }
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`tollgate ARGS` in a process of its own, with `env` over the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_dev_server(work: Path, name: str, port: int = 0, sim_port: int = 0) -> tuple[Service, str]:
@@ -80,15 +94,7 @@ def test_a_second_start_on_a_taken_port_changes_nothing(tmp_path: Path) -> None:
     try:
         registry = (tmp_path / "systems.json").read_bytes()
         probe_key = (tmp_path / "probe-key").read_text().strip()
-        second = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "run", "--port", str(port)],
-            cwd=ROOT,
-            env={**dict(os.environ), **env_for(tmp_path, sim_port)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        second = cli(env_for(tmp_path, sim_port), "run", "--port", str(port))
         assert second.returncode == 1
         assert "already in use" in second.stderr and "Traceback" not in second.stderr
         assert (tmp_path / "systems.json").read_bytes() == registry
@@ -105,21 +111,12 @@ def test_bench_times_both_paths_against_make_run_with_nothing_set(tmp_path: Path
     try:
         out = tmp_path / "bench.csv"
         env = {
-            **dict(os.environ),
             **env_for(tmp_path, sim_port),
             "TOLLGATE_PROBE_GATEWAY_URL": service.url,
             "TOLLGATE_BENCH_KEY": "",
         }
         args = ["bench", "--models", "gpt-4o", "--runs", "2", "--out", str(out)]
-        ran = subprocess.run(
-            [sys.executable, "-m", "shared.cli", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        ran = cli(env, *args, timeout=120)
         assert ran.returncode == 0, ran.stderr
         assert "4 requests, 0 failed" in ran.stderr
     finally:
@@ -146,22 +143,14 @@ def test_serve_reaches_a_separately_started_simulator_with_nothing_set(tmp_path:
     )
     try:
         key = new_system(env, "app")
-        answer = requests.post(
-            f"{url}/v1/chat/completions",
-            headers={"api-key": key},
-            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-            timeout=30,
-        )
+        body: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(20):  # the new key reaches the gateway within its refresh
+            answer = requests.post(
+                f"{url}/v1/chat/completions", headers={"api-key": key}, json=body, timeout=30
+            )
             if answer.status_code != 401:
                 break
             time.sleep(0.2)
-            answer = requests.post(
-                f"{url}/v1/chat/completions",
-                headers={"api-key": key},
-                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-                timeout=30,
-            )
         assert answer.status_code == 200, answer.text
     finally:
         gateway.stop()
@@ -176,20 +165,8 @@ def test_ctrl_c_ends_run_cleanly(tmp_path: Path) -> None:
 
 
 def test_a_bad_configuration_stops_serve_with_its_reason_and_no_traceback(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        **env_for(tmp_path, free_port()),
-        "TOLLGATE_CONFIG_JSON": '{"upstreams": {}}',
-    }
-    ran = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "--port", str(free_port())],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {**env_for(tmp_path, free_port()), "TOLLGATE_CONFIG_JSON": '{"upstreams": {}}'}
+    ran = cli(env, "serve", "--port", str(free_port()))
     assert ran.returncode != 0
     output = ran.stdout + ran.stderr
     assert "needs a non-empty 'upstreams' object" in output

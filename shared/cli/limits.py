@@ -72,27 +72,28 @@ def add_command(sys_cmds: Any) -> None:
 
 
 def _limit_value(text: str) -> int:
-    if text.lower() == "none":
-        return NONE
-    try:
-        value = int(text)
-    except ValueError:
-        value = NONE - 1
-    if value < 0:
+    value = _amount(text, "limits are whole numbers >= 0, or 'none'")
+    if not float(value).is_integer():
         raise argparse.ArgumentTypeError("limits are whole numbers >= 0, or 'none'")
-    return value
+    return int(value)
 
 
 def _money_value(text: str) -> float:
+    value = _amount(text, "budgets are amounts >= 0, or 'none'")
+    return int(value) if float(value).is_integer() else value
+
+
+def _amount(text: str, rule: str) -> float:
+    """A number >= 0, or NONE for 'none' (the limit removed)."""
     if text.lower() == "none":
         return NONE
     try:
         value = float(text)
     except ValueError:
-        value = NONE - 1
-    if value < 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError("budgets are amounts >= 0, or 'none'")
-    return int(value) if value.is_integer() else value
+        raise argparse.ArgumentTypeError(rule) from None
+    if not 0 <= value < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(rule)
+    return value
 
 
 def cmd_limits(args: argparse.Namespace) -> int:

@@ -15,10 +15,9 @@ from shared.errors import GatewayError, bad_request
 from shared.gateway import Gateway
 from shared.http.access import resolve_model
 from shared.http.batch_files import ENDPOINTS
-from shared.http.files_api import admit_request
 from shared.http.frame import serve
 from shared.http.inbound import read_json_body
-from shared.http.owned import files_upstream, json_object, own, own_list, style_of
+from shared.http.owned import admit_request, files_upstream, json_object, own, own_list, style_of
 from shared.registry.systems import Caller
 from shared.routes import Operation, Route
 from shared.usage.account import Account

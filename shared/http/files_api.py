@@ -14,23 +14,12 @@ from shared.gateway import Gateway
 from shared.http.batch_files import checked_batch_file
 from shared.http.frame import serve
 from shared.http.multipart import FormWriter
-from shared.http.owned import files_upstream, json_object, own, own_list, style_of
+from shared.http.owned import admit_request, files_upstream, json_object, own, own_list, style_of
 from shared.http.uploads import encoded, read_rest, read_upload, the_file
 from shared.registry.systems import Caller
 from shared.routes import Route
 from shared.upstream.upstreams import Upstream
 from shared.usage.account import Account
-
-
-async def admit_request(
-    gateway: Gateway, caller: Caller, account: Account, model: str = ""
-) -> None:
-    """A call on files or batches counts against the caller's request limits (with `model`,
-    its model's too); an estimate of one token refuses it once a token quota is spent."""
-    scopes = caller.scopes(model)
-    if scopes:
-        reservation = await gateway.limiter.admit(caller.system.id, scopes, 1 if model else 0)
-        account.reserved(gateway.limiter, reservation)
 
 
 async def files(request: Request, route: Route) -> Response:

@@ -44,6 +44,17 @@ async def own(gateway: Gateway, caller: Caller, object_id: str, kind: str) -> di
     return entry
 
 
+async def admit_request(
+    gateway: Gateway, caller: Caller, account: Account, model: str = ""
+) -> None:
+    """A call on files or batches counts against the caller's request limits (with `model`,
+    its model's too); an estimate of one token refuses it once a token quota is spent."""
+    scopes = caller.scopes(model)
+    if scopes:
+        reservation = await gateway.limiter.admit(caller.system.id, scopes, 1 if model else 0)
+        account.reserved(gateway.limiter, reservation)
+
+
 def referenced_files(body: dict[str, Any]) -> list[str]:
     """The file ids a chat or Responses API request reads (`file` and `input_file` parts)."""
     found: list[str] = []

@@ -41,21 +41,8 @@ class SingleCalls:
     ) -> Response:
         """A call on a stored response, to the one deployment that holds it (no failover: no
         other has it), answered as the upstream answers: a resumed stream relayed as it comes."""
-        account.deployment = upstream.name
-        account.attempts = 1
-        async with asyncio.timeout(None if stream else self._total_seconds):
-            resp, key = await self._call_stored(upstream, method, url, request_id)
-            headers = headers_without_key(
-                relayed_headers(resp.headers, request_id, upstream.name), key
-            )
-            if stream and resp.status == 200:
-                headers.setdefault("cache-control", "no-cache")
-                headers["x-accel-buffering"] = "no"
-                return RelayedStream(
-                    resp, upstream.name, UsageTap(False, Operation.RESPONSES), account, headers
-                )
-            body = await read_whole(resp, upstream)
-        return tokenless(resp.status, body, key, headers, account)
+        relay = "events" if stream else ""
+        return await self._one(upstream, method, url, request_id, account, relay=relay)
 
     async def on_resource(
         self,
@@ -70,9 +57,25 @@ class SingleCalls:
     ) -> Response:
         """A call on the files resource (a file or batch): no failover, no other resource has
         them; a file's content relayed as it comes, never held whole."""
+        relay = "bytes" if binary else ""
+        return await self._one(
+            upstream, method, url, request_id, account, body, content_type, relay
+        )
+
+    async def _one(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: str,
+        request_id: str,
+        account: Account,
+        body: Body = None,
+        content_type: str = "application/json",
+        relay: str = "",  # a 200 relayed as it comes: "events" (SSE), "bytes"; "": read whole
+    ) -> Response:
         account.deployment, account.attempts = upstream.name, 1
         target = (method, url)
-        async with asyncio.timeout(None if binary else self._total_seconds):
+        async with asyncio.timeout(None if relay else self._total_seconds):
             resp, key = await call_upstream(
                 self.client,
                 self.secrets,
@@ -83,11 +86,16 @@ class SingleCalls:
                 target,
                 content_type,
             )
-            if binary and resp.status == 200:
+            if relay == "bytes" and resp.status == 200:
                 return binary_answer(resp, upstream, request_id, account, key)
             headers = headers_without_key(
                 relayed_headers(resp.headers, request_id, upstream.name), key
             )
+            if relay == "events" and resp.status == 200:
+                headers.setdefault("cache-control", "no-cache")
+                headers["x-accel-buffering"] = "no"
+                tap = UsageTap(False, Operation.RESPONSES)
+                return RelayedStream(resp, upstream.name, tap, account, headers)
             answer = await read_whole(resp, upstream)
         return tokenless(resp.status, answer, key, headers, account)
 
