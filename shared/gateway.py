@@ -19,6 +19,7 @@ from shared.auth.jwks import JwksCache
 from shared.auth.secret_cache import CachedSecrets
 from shared.auth.secrets import build_credential
 from shared.auth.upstream_credentials import secret_provider_from
+from shared.cache.store import AnswerStore, MemoryAnswers
 from shared.errors import ConfigError, GatewayError, server_error
 from shared.host.tuning import tune_process
 from shared.limits.config import NO_LIMITS
@@ -75,6 +76,7 @@ class Gateway:
     objects: ObjectOwners  # files and batches, bound to their systems
     batches: BatchMeter
     alerts: BudgetAlerts
+    answers: AnswerStore  # the response cache's
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         account = Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -156,6 +158,7 @@ class Gateway:
                 settings.batch_first_check_seconds,
             ),
             alerts=alerts,
+            answers=answer_store(settings, redis),
         )
 
     async def aclose(self) -> None:
@@ -164,12 +167,21 @@ class Gateway:
         await self.background.aclose()  # its last records go to the usage sink
         await self.batches.aclose()
         await self.alerts.aclose()
+        await self.answers.aclose()
         await self.usage.aclose()
         await self.content.aclose()
         await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()
         await self.registry.aclose()
+
+
+def answer_store(settings: Settings, redis: Redis | None) -> AnswerStore:
+    if redis is None:
+        return MemoryAnswers(settings.cache_memory_bytes, settings.cache_max_entry_bytes)
+    from shared.cache.store_redis import RedisAnswers
+
+    return RedisAnswers(redis, settings.cache_max_entry_bytes)
 
 
 def background_lookup(config: GatewayConfig, dispatcher: Dispatcher) -> Lookup:

@@ -68,6 +68,8 @@ class Settings:
     batch_first_check_seconds: float = 10.0  # then doubling, up to ten minutes
     budget_alert_thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)  # fractions of a budget
     budget_alert_url: str | None = None  # the operator's webhook for budget alerts
+    cache_max_entry_bytes: int = 1 << 20  # a larger answer is not kept
+    cache_memory_bytes: int = 64 << 20  # the in-process cache's bound (without Redis)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +130,8 @@ class Settings:
             batch_first_check_seconds=_float(e, "TOLLGATE_BATCH_FIRST_CHECK_SECONDS", 10.0),
             budget_alert_thresholds=_fractions(e, "TOLLGATE_BUDGET_ALERT_THRESHOLDS"),
             budget_alert_url=e.get("TOLLGATE_BUDGET_ALERT_URL") or None,
+            cache_max_entry_bytes=int(_float(e, "TOLLGATE_CACHE_MAX_ENTRY_BYTES", 1 << 20)),
+            cache_memory_bytes=int(_float(e, "TOLLGATE_CACHE_MEMORY_BYTES", 64 << 20)),
         )
 
 

@@ -134,7 +134,8 @@ def test_lists_have_header_rows_and_json_with_stable_keys(env: dict[str, str]) -
     ]
     assert listed_keys[0]["id"] == keys.key_id_of(key) and key not in json.dumps(listed_keys)
     shown = json.loads(tollgate("systems", "show", "cli-b", "--json", env=env).stdout)
-    settings = ["allowed_networks", "entra", "redaction", "content_logging", "limits", "keys"]
+    settings = ["allowed_networks", "entra", "redaction", "content_logging", "cache", "limits"]
+    settings.append("keys")
     assert sorted(shown) == sorted(["id", "name", "disabled", "created", "models", *settings])
     text = tollgate("systems", "show", "cli-b", env=env).stdout
     assert "models:" in text and "gpt-4o" in text and "sha256:" not in text and key not in text
@@ -210,3 +211,29 @@ def test_registry_commands_leave_the_heavy_modules_unloaded(env: dict[str, str])
     )
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_cache_is_turned_on_tuned_shown_and_off(env: dict[str, str]) -> None:
+    tollgate("systems", "create", "cli-cache", "--models", "*", env=env)
+    on = tollgate("systems", "update", "cli-cache", "--cache", "on", "--json", env=env)
+    assert on.returncode == 0 and json.loads(on.stdout)["cache"] == {"ttl_seconds": 3600}
+    tuned = tollgate(
+        "systems", "update", "cli-cache", "--cache-ttl", "60", "--cache-scope", "faq", env=env
+    )
+    assert tuned.returncode == 0, tuned.stderr
+    models = tollgate("systems", "update", "cli-cache", "--cache-models", "gpt-4o", env=env)
+    assert models.returncode == 0
+    shown = tollgate("systems", "show", "cli-cache", env=env).stdout
+    line = next(line for line in shown.splitlines() if line.startswith("response cache:"))
+    assert line.split(":", 1)[1].strip() == "on, gpt-4o, kept 60 s, shared scope 'faq'"
+    own = tollgate("systems", "update", "cli-cache", "--cache-scope", "", "--json", env=env)
+    assert json.loads(own.stdout)["cache"] == {"ttl_seconds": 60, "models": ["gpt-4o"]}
+    for bad in (
+        ("--cache-ttl", "0"),
+        ("--cache-scope", "no spaces"),
+        ("--cache", "off", "--cache-ttl", "5"),
+    ):
+        refused = tollgate("systems", "update", "cli-cache", *bad, env=env)
+        assert refused.returncode != 0 and refused.stdout == "" and "cache" in refused.stderr
+    off = tollgate("systems", "update", "cli-cache", "--cache", "off", "--json", env=env)
+    assert json.loads(off.stdout)["cache"] is None

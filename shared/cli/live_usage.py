@@ -119,7 +119,9 @@ async def read_live(
         ) from None
     from redis.exceptions import RedisError  # redis-py only for this command
 
-    client, credential = _client(settings)
+    from shared.storage.redis_client import admin_client
+
+    client, credential = admin_client(settings)
     lease_ms = int(settings.concurrency_lease_seconds * 1000)
     try:
         return await read_counters(client, system_id, found, datetime.now(zone), lease_ms)
@@ -130,24 +132,6 @@ async def read_live(
         await client.aclose()
         if credential is not None:
             await credential.close()
-
-
-def _client(settings: Settings) -> tuple[Any, Any]:
-    """A client signed in as the gateways are (the URL's password, or Entra ID); and the
-    credential to close with it."""
-    from shared.storage.redis_client import EntraIdCredentials, redis_client
-
-    assert settings.redis_url is not None
-    if settings.redis_auth != "entra":
-        return redis_client(settings.redis_url, timeout_seconds=5.0, pool_size=2), None
-    if not settings.redis_username:
-        raise CommandError("TOLLGATE_REDIS_AUTH=entra needs TOLLGATE_REDIS_USERNAME (object id)")
-    from shared.auth.secrets import build_credential
-
-    credential = build_credential(settings.azure_client_id)
-    provider = EntraIdCredentials(credential, settings.redis_username)
-    client = redis_client(settings.redis_url, 5.0, 2, credential_provider=provider)
-    return client, credential
 
 
 def _name(counter: Counter) -> str:

@@ -92,6 +92,7 @@ def show_json(system_id: str, spec: Spec) -> dict[str, Any]:
         "entra": {"app_ids": list(entra.get("app_ids", [])), "roles": list(entra.get("roles", []))},
         "redaction": spec.get("redaction"),
         "content_logging": spec.get("content_logging"),
+        "cache": spec.get("cache"),
         "limits": limits_json(system_id, spec),
         "keys": [key_json(k, system_id, r) for k, r in sorted((spec.get("keys") or {}).items())],
     }
@@ -112,6 +113,7 @@ def show_text(system_id: str, spec: Spec) -> str:
         ("entra roles", names(view["entra"]["roles"], EMPTY)),
         ("pii redaction", _redaction_text(redaction)),
         ("content logging", f"on, kept {content.get('retention_days')} days" if content else "off"),
+        ("response cache", _cache_text(view["cache"])),
     ]
     width = max(len(label) for label, _ in fields)
     lines = [f"{label + ':':<{width + 1}}  {value}" for label, value in fields]
@@ -119,6 +121,15 @@ def show_text(system_id: str, spec: Spec) -> str:
     keys = view["keys"]
     lines += ["", "keys:", keys_table(keys, with_system=False) if keys else "  none"]
     return "\n".join(lines)
+
+
+def _cache_text(cache: dict[str, Any] | None) -> str:
+    if not cache:
+        return "off"
+    models = cache.get("models")
+    scope = f"shared scope '{cache['scope']}'" if cache.get("scope") else "its own"
+    which = names(models) if models else "every model"
+    return f"on, {which}, kept {cache.get('ttl_seconds')} s, {scope}"
 
 
 def _redaction_text(redaction: dict[str, Any]) -> str:

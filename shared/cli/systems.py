@@ -91,6 +91,7 @@ def _update_command(sys_cmds: Any) -> None:
     update.add_argument(
         "--redact-kinds", help="email,phone,tw_national_id,credit_card (default: all)"
     )
+    _cache_options(update)
     state = update.add_mutually_exclusive_group()
     state.add_argument(
         "--disable",
@@ -104,6 +105,23 @@ def _update_command(sys_cmds: Any) -> None:
     )
     json_option(update, "the system after the change")
     update.set_defaults(handler=cmd_systems_update)
+
+
+def _cache_options(update: Any) -> None:
+    update.add_argument(
+        "--cache", choices=["on", "off"], help="replay answers to repeated requests (default off)"
+    )
+    update.add_argument(
+        "--cache-ttl", type=int, metavar="SECONDS", help="how long an answer is kept (3600)"
+    )
+    update.add_argument(
+        "--cache-scope",
+        metavar="NAME",
+        help="share kept answers with the systems naming the same scope ('': its own)",
+    )
+    update.add_argument(
+        "--cache-models", metavar="MODELS", help="only these models' answers ('': every model)"
+    )
 
 
 def _models_option(parser: Any, what: str) -> None:
@@ -150,6 +168,8 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         entra_roles=split(args.entra_roles),
         redaction=_redaction(args),
         content_logging=_content_logging(args),
+        cache={"on": True, "off": False, None: None}[args.cache],
+        cache_settings=_cache_settings(args),
     )
     warn_of_unknown([*(split(args.models) or []), *args.add_model], cli_settings())
     before, after, _ = registry_io.edit_system(args.system_id, change)
@@ -182,6 +202,17 @@ def _content_logging(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.content_logging == "off":
         return {}
     return {"retention_days": args.content_retention_days or DEFAULT_CONTENT_RETENTION_DAYS}
+
+
+def _cache_settings(args: argparse.Namespace) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if args.cache_ttl is not None:
+        settings["ttl_seconds"] = args.cache_ttl
+    if args.cache_scope is not None:
+        settings["scope"] = args.cache_scope or None
+    if args.cache_models is not None:
+        settings["models"] = split(args.cache_models) or None
+    return settings
 
 
 def cmd_systems_delete(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from shared.errors import GatewayError, not_found
 from shared.gateway import Gateway
 from shared.http.access import allowed_models, resolve_model
 from shared.http.body import check_interpreted_fields
+from shared.http.cached import answer_hit, look_up, mark
 from shared.http.frame import serve
 from shared.http.inbound import checked_model_name, read_json_body, request_id_of
 from shared.http.owned import own_files
@@ -52,9 +53,13 @@ async def completions(request: Request, route: Route) -> Response:
             account.units = Units(characters=len(text) if isinstance(text, str) else 0)
         if caller.system.content_logging is not None:
             account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
+        use = await look_up(gateway, caller, model, body, request.headers, account)
+        if use.kept is not None:
+            return await answer_hit(gateway, caller, model, body, account, use.kept)
         await admit(gateway, caller, model, body, account)
         response = await gateway.dispatcher.forward(model, body, account.request_id, account)
         response.headers.update(rate_limit_headers(account.reservation))
+        mark(response, use)
         return response
 
     return await serve(request, style.value, operation.value, work)

@@ -20,6 +20,7 @@ from shared.limits.store import Admission, CheckState, LimitStore, StoreUnavaila
 
 log = logging.getLogger("tollgate.limits")
 OUTAGE_LOG_EVERY_SECONDS = 10.0
+_PER_REQUEST = frozenset({"rpm", "conc"})
 
 
 @dataclass
@@ -57,14 +58,26 @@ class Limiter:
         self.spent: Callable[[Plan, dict[str, int], bool], None] | None = None
 
     async def admit(
-        self, system_id: str, scopes: list[Scope], estimate: int, cost: int = 0
+        self,
+        system_id: str,
+        scopes: list[Scope],
+        estimate: int,
+        cost: int = 0,
+        *,
+        requests_only: bool = False,
     ) -> Reservation | None:
         """Reserve `estimate` tokens and `cost` (cost units, the worst case in money) against
-        `scopes` (the system's limits for one model)."""
+        `scopes` (the system's limits for one model); `requests_only`: a request that uses no
+        tokens or money (an answer from the response cache) meets only the request and
+        concurrency limits."""
         if not scopes:
             return None
         now = self._clock()
         plan = plan_for(system_id, scopes, datetime.fromtimestamp(now, self._zone), self._lease_ms)
+        if requests_only:
+            plan = Plan(plan.system_id, tuple(c for c in plan.checks if c.kind in _PER_REQUEST))
+            if not plan.checks:
+                return None
         rid = os.urandom(16).hex()
         store, admission = await self._admit(plan, rid, estimate, int(now * 1000), cost)
         if not admission.admitted:

@@ -141,13 +141,22 @@ def update_system(
     entra_roles: list[str] | None = None,
     redaction: dict[str, Any] | None = None,
     content_logging: dict[str, Any] | None = None,
+    cache: bool | None = None,
+    cache_settings: dict[str, Any] | None = None,
 ) -> Change[dict[str, Any]]:
+    """`cache_settings` (ttl_seconds, scope, models; None removes one) turn the cache on too."""
     _check_policies(allowed_networks, redaction, content_logging)
+    if cache is False and cache_settings:
+        raise RegistryError("the cache's settings go with turning it on, not off")
 
     def change(document: Document) -> dict[str, Any]:
         system = system_of(document, system_id)
         if content_logging is not None:
             system["content_logging"] = content_logging or None
+        if cache is False:
+            system["cache"] = None
+        elif cache or cache_settings:
+            system["cache"] = _cache_policy(system.get("cache"), cache_settings or {})
         if name is not None:
             system["name"] = name
         if redaction is not None:
@@ -167,6 +176,19 @@ def update_system(
         return system
 
     return Change("systems update", change)
+
+
+def _cache_policy(current: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    from shared.cache.policy import DEFAULT_TTL_SECONDS, parse_cache_policy
+
+    merged = {**(current if isinstance(current, dict) else {}), **changes}
+    policy = {name: value for name, value in merged.items() if value is not None}
+    policy.setdefault("ttl_seconds", DEFAULT_TTL_SECONDS)
+    try:
+        parse_cache_policy(policy, "-", "", "cache")
+    except ConfigError as exc:
+        raise RegistryError(str(exc)) from None
+    return policy
 
 
 def _check_policies(

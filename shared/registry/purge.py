@@ -32,6 +32,7 @@ class PurgeReport:
     system: str
     registry: str = "absent"  # "deleted", or "absent" (already gone)
     content_files: int = 0
+    cache_entries: int = 0
     usage_records_removed: dict[str, int] = field(default_factory=dict)  # file -> lines
     skipped: list[dict[str, Any]] = field(default_factory=list)  # {"file", "records", "reason"}
 
@@ -40,6 +41,7 @@ class PurgeReport:
             "system": self.system,
             "registry": self.registry,
             "content_files_deleted": self.content_files,
+            "cache_entries_deleted": self.cache_entries,
             "usage_records_removed": dict(sorted(self.usage_records_removed.items())),
             "usage_records_total": sum(self.usage_records_removed.values()),
             "skipped": self.skipped,
@@ -194,6 +196,30 @@ async def _purge_blob(
     report.usage_records_removed[name] = dropped
 
 
+async def purge_cache(settings: Settings, system_id: str, spec: Any) -> int:
+    """Its kept answers, and the whole shared scope it named, whose answers may be its own.
+    Without Redis, kept answers live in each gateway process: its registry entry gone, no
+    request finds them (its scope goes with it) and they are evicted at their TTL."""
+    if not settings.redis_url:
+        return 0
+    from shared.cache.key import scope_prefix
+    from shared.cache.policy import shared_scope
+    from shared.cache.store_redis import RedisAnswers
+    from shared.storage.redis_client import admin_client
+
+    prefixes = [scope_prefix(f"s:{system_id}")]
+    named = ((spec or {}).get("cache") or {}).get("scope") if isinstance(spec, dict) else None
+    if isinstance(named, str) and named:
+        prefixes.append(scope_prefix(shared_scope(named)))
+    client, credential = admin_client(settings)
+    try:
+        return await RedisAnswers(client, 0).purge(prefixes)
+    finally:
+        await client.aclose()
+        if credential is not None:
+            await credential.close()
+
+
 async def purge_system(
     settings: Settings, system_id: str, *, include_current_hour: bool = False
 ) -> PurgeReport:
@@ -213,6 +239,7 @@ async def purge_system(
     report.registry = "deleted" if before is not None else "absent"
     where = (settings.storage_connection_string, settings.azure_client_id)
     report.content_files = await purge_content(settings.content_log, *where, system_id)
+    report.cache_entries = await purge_cache(settings, system_id, before)
     await purge_usage(
         settings.usage_records, *where, system_id, report, include_current_hour=include_current_hour
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.auth import keys
+from shared.cache.policy import CachePolicy, parse_cache_policy
 from shared.errors import ConfigError
 from shared.limits.config import (
     NO_LIMITS,
@@ -58,6 +59,7 @@ class System:
     networks: AllowList = field(default_factory=AllowList)
     redactor: Redactor | None = None  # PII redaction before the request leaves
     content_logging: ContentLogging | None = None  # None: prompts and completions not kept
+    cache: CachePolicy | None = None  # None: its answers are never kept or replayed
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -157,6 +159,9 @@ def _parse_system(system_id: str, spec: Any) -> System:
             networks=AllowList(spec.get("allowed_networks") or [], f"{where} allowed_networks"),
             redactor=Redactor(spec["redaction"]) if spec.get("redaction") else None,
             content_logging=parse_content_logging(spec.get("content_logging"), where),
+            cache=parse_cache_policy(
+                spec.get("cache"), system_id, str(spec.get("created", "")), where
+            ),
         )
     except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None

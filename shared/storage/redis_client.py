@@ -7,13 +7,16 @@ server drops when its token expires is reopened, with a fresh token, by the clie
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.credentials import CredentialProvider
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 REDIS_SCOPE = "https://redis.azure.com/.default"
 
@@ -46,3 +49,22 @@ def redis_client(
         **options,
     )
     return Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
+
+
+def admin_client(settings: Settings) -> tuple[Redis, AsyncTokenCredential | None]:
+    """A client for a command (patient, two connections), signed in as the gateways are (the
+    URL's password, or Entra ID); and the credential to close with it."""
+    from shared.errors import ConfigError
+
+    if not settings.redis_url:
+        raise ConfigError("TOLLGATE_REDIS_URL is not set")
+    if settings.redis_auth != "entra":
+        return redis_client(settings.redis_url, timeout_seconds=5.0, pool_size=2), None
+    if not settings.redis_username:
+        raise ConfigError("TOLLGATE_REDIS_AUTH=entra needs TOLLGATE_REDIS_USERNAME (object id)")
+    from shared.auth.secrets import build_credential
+
+    credential = build_credential(settings.azure_client_id)
+    provider = EntraIdCredentials(credential, settings.redis_username)
+    client = redis_client(settings.redis_url, 5.0, 2, credential_provider=provider)
+    return client, credential

@@ -38,8 +38,8 @@ class RelayedStream(StreamingResponse):
         self._account = account
         self._completed = False
         self._error_code = ""
-        # The delivered text, kept only for systems that opted in to content logging.
-        self._capture = account.content.parts if account.content is not None else None
+        # The delivered text, kept only for content logging or the response cache.
+        self._capture = account.delivered()
         super().__init__(self._relay(), status_code=200, headers=headers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -93,6 +93,11 @@ class Account:
         self._bind: Callable[[str, str, str], None] | None = None
         self._hold: Callable[[str, Pending], None] | None = None
         self._on_end: Callable[[dict[str, Any]], None] | None = None
+        self.cache = ""  # the response cache's part in the answer, as the record says
+        # Given a 200 answer (a stream's delivered bytes with its usage), to keep for the cache.
+        self.keep: Callable[[bytes, dict[str, int] | None], None] | None = None
+        self._saved = (0, 0.0)  # a cache hit's: tokens and cost the kept answer had used
+        self._delivered: list[bytes] | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self._started) * 1000
@@ -129,6 +134,13 @@ class Account:
         """How to count the prompt if the upstream never says (counted only then)."""
         self._prompt_estimate = count
 
+    def delivered(self) -> list[bytes] | None:
+        """Where a stream's delivered bytes are kept, only when content logging or the cache
+        needs them."""
+        if self._delivered is None and (self.content is not None or self.keep is not None):
+            self._delivered = []
+        return self._delivered
+
     def first_byte(self) -> None:
         if not self.ttfb_ms:
             self.ttfb_ms = (time.perf_counter() - self._started) * 1000
@@ -159,6 +171,8 @@ class Account:
                     return
         elif status == 200:
             usage = _usage(body)
+        if status == 200 and self.keep is not None:
+            self.keep(body, None)
         self._close(
             status, "", tokens_of(usage), disconnected=False, reported=bool(usage), text=body
         )
@@ -193,8 +207,19 @@ class Account:
         else:  # broken or cut short: settle on what was delivered
             counted = math.ceil(tap.completion_text_chars / CHARS_PER_TOKEN)
             tokens = Tokens(self._prompt_estimate(), max(tap.completion_pieces, counted))
-        text = b"".join(self.content.parts) if self.content is not None else b""
+        text = b"".join(self._delivered) if self._delivered else b""
+        if self.keep is not None and not error_code and not disconnected and tap.usage:
+            self.keep(text, usage)
         self._close(200, error_code, tokens, disconnected=disconnected, text=text)
+
+    def close_hit(self, usage: dict[str, int], text: bytes) -> None:
+        """An answer replayed from the response cache: it used no tokens; the record says what
+        the kept answer had used, and what that would have cost."""
+        self.cache = "hit"
+        saved = tokens_of(usage)
+        self._saved = (saved.total, round(self._price(self.model, saved, NO_UNITS, False), 8))
+        self.first_byte()
+        self._close(200, "", Tokens(), disconnected=False, text=text)
 
     def cost_header(self) -> dict[str, str]:
         """`x-tollgate-cost`: what the answer cost, once the account has closed on it."""
@@ -208,8 +233,11 @@ class Account:
         usage = tap.usage or {}
         if "total_tokens" not in usage or self._on_end is not None:  # resumed: costs nothing
             return b""
-        cost = self._price(self.model, tokens_of(usage), self.units, False)
-        return f": x-tollgate-cost {cost:.8f} {self.currency}\n\n".encode()
+        return cost_comment(self._price(self.model, tokens_of(usage), self.units, False), self)
+
+    def hit_cost(self) -> bytes:
+        """A replayed stream's closing comment: a hit costs nothing."""
+        return cost_comment(0.0, self)
 
     def _defer(self) -> bool:
         """Hand a background response's record and reservation to the meter, to be finished
@@ -291,7 +319,14 @@ class Account:
             client_ip=self.client_ip,
             client_disconnected=disconnected,
             response_id=self.response_id,
+            cache=self.cache,
+            saved_tokens=self._saved[0],
+            saved_cost=self._saved[1],
         )
+
+
+def cost_comment(cost: float, account: Account) -> bytes:
+    return f": x-tollgate-cost {cost:.8f} {account.currency}\n\n".encode()
 
 
 def _usage(body: bytes) -> dict[str, int]:

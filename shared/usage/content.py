@@ -61,7 +61,6 @@ class ContentCapture:
 
     def __init__(self, sink: UsageSink, policy: ContentLogging, request: dict[str, Any]):
         self._sink, self._policy, self._request = sink, policy, request
-        self.parts: list[bytes] = []  # streamed: the chunks delivered to the client
 
     def write(self, time: str, request_id: str, system: str, model: str, text: bytes) -> None:
         started = datetime.fromisoformat(time.replace("Z", "+00:00"))

@@ -44,6 +44,9 @@ class UsageRecord:
     characters: int = 0  # text turned into speech (priced per million characters)
     batch_id: str = ""  # the batch whose answered lines this record sums
     batch_requests: int = 0  # how many of its lines were answered
+    cache: str = ""  # the response cache: hit, miss, refresh, bypass ("": not cached)
+    saved_tokens: int = 0  # a hit: the tokens the kept answer had used
+    saved_cost: float = 0.0  # a hit: what those tokens would have cost
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:

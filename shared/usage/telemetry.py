@@ -66,6 +66,14 @@ class _Instruments:
         self.upstream_errors = meter.create_counter(
             "tollgate.upstream.errors", unit="{attempt}", description="Failed upstream attempts."
         )
+        self.cache = meter.create_counter(
+            "tollgate.cache.requests",
+            unit="{request}",
+            description="Requests the response cache applied to, by result.",
+        )
+        self.cache_saved = meter.create_counter(
+            "tollgate.cache.saved", description="What hits saved, in the price table's currency."
+        )
         self.failovers = meter.create_counter(
             "tollgate.failovers", unit="{failover}", description="Moves to another deployment."
         )
@@ -107,6 +115,10 @@ def record_request(record: UsageRecord) -> None:
         inst.tokens.add(record.completion_tokens, _token_attrs(record, model, "completion"))
     if record.cost > 0:
         inst.cost.add(record.cost, {"system": record.system, "model": model})
+    if record.cache:
+        inst.cache.add(1, {"result": record.cache, "system": record.system, "model": model})
+        if record.saved_cost > 0:
+            inst.cache_saved.add(record.saved_cost, {"system": record.system, "model": model})
     if 400 <= record.status < 500 and record.error_code and not record.deployment:
         inst.rejections.add(
             1, {"reason": record.error_code, "system": record.system, "model": model}

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"settings", "routes", "protection", "host", "simulator"},
     {"limits", "auth"},
     {"storage"},
-    {"usage"},
+    {"usage", "cache"},
     {"upstream", "registry"},
     {"probe", "gateway"},
     {"http", "report"},
