@@ -76,6 +76,4 @@ class RedisAnswers:
         now = time.monotonic()
         if now - self._last_log >= _LOG_EVERY_SECONDS:
             self._last_log = now
-            log.error(
-                "response cache %s failed (%s): serving without it", what, type(exc).__name__
-            )
+            log.error("response cache %s failed (%s): serving without it", what, type(exc).__name__)
