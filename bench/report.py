@@ -9,12 +9,16 @@ from typing import Any
 
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
+BUDGET, CACHE = "gateway_budget", "gateway_cache"
 WORKERS = "gateway_workers"
+NOT_JUDGED = frozenset({WORKERS, CACHE})  # many workers; answers that skip the upstream
 SCALING_TARGET = 1.7  # N workers' requests/s over one worker's, full path (issue #15)
 # Each feature's cost: the path with it minus the path without it.
 FEATURE_STEPS = (
     (PLAIN, REDIS, "Redis configured, no limits (deployment health shared in Redis)"),
     (REDIS, LIMITS, "limits (rpm + tpm) checked and settled in Redis"),
+    (LIMITS, BUDGET, "budgets (money per day and month) in the same Redis scripts"),
+    (LIMITS, CACHE, "a cache hit (looked up in Redis) instead of the upstream call"),
 )
 
 
@@ -246,7 +250,7 @@ def build(
             "overhead": overhead(phases, name),
             "ttfb_overhead": ttfb_overhead(ttfb, name),
         }
-        if versus and name != WORKERS:  # the targets are for one worker
+        if versus and name not in NOT_JUDGED:  # the targets are for one worker
             judged = figures(name, phases, versus[name], peak_rss_mb[name])
             results["targets"] += judge(name, judged)
     if WORKERS in gateways and LIMITS in gateways:
@@ -357,7 +361,7 @@ def reference_lines(results: dict[str, Any]) -> list[str]:
 
 def target_lines(results: dict[str, Any]) -> list[str]:
     judged = results["targets_judged_on"]
-    names = [name for name in results["gateways"] if name != WORKERS]
+    names = [name for name in results["gateways"] if name not in NOT_JUDGED]
     if not results["targets"]:
         return ["Targets: not judged (no reference relay in this run)"]
     header = f"{'Targets (issue #15, one worker)':50} {'no Redis / Redis':>16}"

@@ -66,6 +66,7 @@ BODIES = {
 CONNECTIONS = (1, 64)
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
+BUDGET, CACHE = "gateway_budget", "gateway_cache"
 WORKERS = "gateway_workers"  # with --workers N: the full path served by N worker processes
 LABELS = {
     DIRECT: "direct",
@@ -73,13 +74,19 @@ LABELS = {
     PLAIN: "gateway, no Redis",
     REDIS: "gateway + Redis, no limits",
     LIMITS: "gateway + Redis + limits",
+    BUDGET: "... + budgets",
+    CACHE: "... + cache hits",
     WORKERS: "gateway + limits, N workers",
 }
 # High enough that nothing is refused: the bench measures the check, not a refusal.
 BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
+BENCH_BUDGETS = ("--budget-per-day", "1000000000", "--budget-per-month", "10000000000")
+PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
 FEATURES = {
     "key check": "on (every gateway request)",
-    "limits": "rpm + tpm in Redis on 'gateway + Redis + limits' only",
+    "limits": "rpm + tpm in Redis on 'gateway + Redis + limits' and the two after it",
+    "budgets": "per day and month, on '... + budgets' only",
+    "cache": "on '... + cache hits' only: every request after the first is a hit (in Redis)",
     "Redis": "none on 'gateway, no Redis'; else set (deployment health shared in Redis too)",
     "access log": "on, level INFO (the production default), to a file",
     "usage records": "on: JSON Lines to a local folder, flushed every 5 s (the default)",
@@ -212,7 +219,7 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
                 "key_secret": "bench-simulator-key",
             }
         },
-        "models": {"gpt-4o": {"upstream": deployment}},
+        "models": {"gpt-4o": {"upstream": deployment, "price": PRICE}},
     }
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
@@ -249,6 +256,15 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
         gateways[REDIS] = gateways[LIMITS] = shared
         targets[REDIS] = Target(REDIS, shared.url + CHAT_PATH, {"api-key": open_key})
         targets[LIMITS] = Target(LIMITS, shared.url + CHAT_PATH, {"api-key": limited_key})
+        for name, limits, update in ((BUDGET, BENCH_BUDGETS, ()), (CACHE, (), ("--cache", "on"))):
+            system = f"bench-{name.removeprefix('gateway_')}-{run_id}"
+            tollgate(env, "systems", "create", system, "--models", "*")
+            tollgate(env, "systems", "limits", system, *BENCH_LIMITS, *limits)
+            if update:
+                tollgate(env, "systems", "update", system, *update)
+            key = tollgate(env, "keys", "create", "--system", system)
+            gateways[name] = shared
+            targets[name] = Target(name, shared.url + CHAT_PATH, {"api-key": key})
         if workers > 1:
             log = work / "gateway-workers.log"
             many = start_gateway(WORKERS, {**env, "TOLLGATE_REDIS_URL": redis_url}, log, workers)
