@@ -27,7 +27,7 @@ DAYS = tuple(date(2026, 11, 22) + timedelta(days=n) for n in range(4))
 HOURS = (0, 9, 23)
 INSTANCES = ("inst-a", "inst-b")
 ALL_DAYS = ["--from", "2026-11-22", "--to", "2026-11-25"]
-MEASURES = 9  # the number columns at the end of every table row
+MEASURES = 11  # with the cache columns: some records are hits
 
 
 def record(n: int, at: datetime, system: str, model: str) -> UsageRecord:
@@ -35,6 +35,12 @@ def record(n: int, at: datetime, system: str, model: str) -> UsageRecord:
     status = 429 if n % 7 == 0 else 500 if n % 11 == 0 else 200
     prompt = 10 + (n * 37) % 101
     completion = 0 if status >= 400 else 5 + (n * 53) % 89
+    cost = round(prompt * 0.0000025 + completion * 0.00001, 8)
+    hit = status == 200 and n % 13 == 0  # answered by the response cache: nothing used
+    saved = (prompt + completion, cost) if hit else (0, 0.0)
+    if hit:
+        prompt = completion = 0
+        cost = 0.0
     return UsageRecord(
         time=f"{at:%Y-%m-%dT%H:%M:%S}.{n % 1000:03d}Z",
         request_id=f"req-{n}",
@@ -52,12 +58,15 @@ def record(n: int, at: datetime, system: str, model: str) -> UsageRecord:
         total_tokens=prompt + completion,
         reserved_tokens=prompt + 100,
         settled_tokens=prompt + completion,
-        cost=round(prompt * 0.0000025 + completion * 0.00001, 8),
+        cost=cost,
         ttfb_ms=50.0 + n % 13,
         total_ms=200.0 + (n * 7919) % 1500 + n * 0.25,
         attempts=1 + n % 2,
         client_ip="10.0.0.1",
         client_disconnected=False,
+        cache="hit" if hit else "",
+        saved_tokens=saved[0],
+        saved_cost=saved[1],
     )
 
 
@@ -151,6 +160,8 @@ def measures(records: list[UsageRecord]) -> dict[str, float]:
         "cost": sum(r.cost for r in records),
         "p50_total_ms": percentile(totals, 0.5),
         "p95_total_ms": percentile(totals, 0.95),
+        "cache_hits": sum(r.cache == "hit" for r in records),
+        "saved_cost": sum(r.saved_cost for r in records),
     }
 
 
@@ -160,12 +171,13 @@ def measures(records: list[UsageRecord]) -> dict[str, float]:
 def table_rows(output: str, by: int) -> dict[tuple[str, ...], list[str]]:
     """Table lines by their leading cells (the totals row by ("(total)",))."""
     rows: dict[tuple[str, ...], list[str]] = {}
+    measures = len(header_cells(output)) - by  # 9, or 11 with the cache's columns
     for line in output.splitlines():
         cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) == by + MEASURES and cells[-1] != "p95 ms":
+        if len(cells) == by + measures and "p95 ms" not in cells:
             rows[tuple(cells[:by])] = cells[by:]
         elif cells[0] == "(total)":
-            rows[("(total)",)] = cells[-MEASURES:]
+            rows[("(total)",)] = cells[-measures:]
     return rows
 
 
@@ -176,7 +188,10 @@ def assert_cells(cells: list[str], want: dict[str, float]) -> None:
     assert number[2] == pytest.approx(want["error_rate"] * 100, abs=0.051)
     assert number[3:6] == [want["prompt_tokens"], want["completion_tokens"], want["total_tokens"]]
     assert number[6] == pytest.approx(want["cost"], abs=0.00005001)
-    assert number[7:] == pytest.approx([want["p50_total_ms"], want["p95_total_ms"]], abs=0.051)
+    assert number[7:9] == pytest.approx([want["p50_total_ms"], want["p95_total_ms"]], abs=0.051)
+    if len(number) == MEASURES:  # the cache's columns: some records are hits
+        assert number[9] == want["cache_hits"]
+        assert number[10] == pytest.approx(want["saved_cost"], abs=0.00005001)
 
 
 def assert_table(output: str, records: list[UsageRecord], by: tuple[str, ...]) -> None:
@@ -360,7 +375,7 @@ def test_malformed_lines_are_skipped_and_counted(
 
 
 def header_cells(output: str) -> list[str]:
-    line = next(line for line in output.splitlines() if line.rstrip().endswith("p95 ms"))
+    line = next(line for line in output.splitlines() if "  p95 ms" in line)
     return re.split(r"\s{2,}", line.strip())
 
 
@@ -373,6 +388,7 @@ def test_cost_is_shown_in_the_given_currency(
     argv = ["report", "usage", str(records_dir), "--by", "system", "--currency", "eur"]
     code, out, _ = run([*argv, "--csv", str(out_csv)], capsys)
     assert code == 0 and "cost (EUR)" in header_cells(out)
+    assert header_cells(out)[-2:] == ["cache hits", "saved (EUR)"]  # some records are hits
     assert_table(out, RECORDS, ("system",))  # the same figures, labelled
     assert {row["currency"] for row in read_csv_file(out_csv)} == {"EUR"}
     assert "no prices configured" not in out
@@ -389,7 +405,7 @@ def test_a_currency_is_a_code_or_a_sign(bad: str, capsys: pytest.CaptureFixture[
 def test_without_prices_the_report_says_so_instead_of_zeros(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    unpriced = [replace(r, cost=0.0) for r in RECORDS]
+    unpriced = [replace(r, cost=0.0, saved_cost=0.0) for r in RECORDS]
     write_layout(tmp_path / "usage", unpriced)
     out_csv = tmp_path / "bill.csv"
     argv = ["report", "usage", str(tmp_path / "usage"), "--by", "system", "--csv", str(out_csv)]
@@ -398,7 +414,7 @@ def test_without_prices_the_report_says_so_instead_of_zeros(
     assert "no prices configured: costs are 0" in out
     headers = header_cells(out)
     assert not [h for h in headers if h.startswith("cost")]
-    assert headers[-3:] == ["total tok", "p50 ms", "p95 ms"]
+    assert headers[-4:] == ["total tok", "p50 ms", "p95 ms", "cache hits"]
     totals = next(line for line in out.splitlines() if line.startswith("(total)"))
     want = measures(RECORDS)
     cells = re.split(r"\s{2,}", totals)
@@ -407,7 +423,7 @@ def test_without_prices_the_report_says_so_instead_of_zeros(
         want["completion_tokens"],
         want["total_tokens"],
     ]
-    assert len(cells) == 1 + MEASURES - 1  # no cost cell
+    assert len(cells) == 1 + MEASURES - 2  # no cost cell, nor a saved one
     rows = read_csv_file(out_csv)  # the spreadsheet keeps its columns: cost 0 and currency
     assert {(row["cost"], row["currency"]) for row in rows} == {("0.000000", "USD")}
 

@@ -36,6 +36,8 @@ MEASURES = (
     "cost",
     "p50_total_ms",
     "p95_total_ms",
+    "cache_hits",
+    "saved_cost",
 )
 TEXT_MEASURES = (
     "requests",
@@ -69,7 +71,7 @@ _DIMENSION: dict[str, Callable[[UsageRecord, datetime], str | int]] = {
 }
 _TEXT_FIELDS = ("time", "system", "key_id", "model", "deployment", "route")
 _INT_FIELDS = ("status", "prompt_tokens", "completion_tokens", "total_tokens")
-_NUMBER_FIELDS = ("cost", "total_ms")
+_NUMBER_FIELDS = ("cost", "total_ms", "saved_cost")
 
 
 def parse_by(text: str) -> tuple[str, ...]:
@@ -123,6 +125,8 @@ class Group:
     total_tokens: int = 0
     cost: float = 0.0
     total_ms: list[float] = field(default_factory=list)
+    cache_hits: int = 0
+    saved_cost: float = 0.0  # what the hits' answers would have cost
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -132,6 +136,9 @@ class Group:
         self.total_tokens += record.total_tokens
         self.cost += record.cost
         self.total_ms.append(float(record.total_ms))
+        if record.cache == "hit":
+            self.cache_hits += 1
+            self.saved_cost += record.saved_cost
 
     def merge(self, other: Group) -> None:
         self.requests += other.requests
@@ -141,6 +148,8 @@ class Group:
         self.total_tokens += other.total_tokens
         self.cost += other.cost
         self.total_ms += other.total_ms
+        self.cache_hits += other.cache_hits
+        self.saved_cost += other.saved_cost
 
 
 @dataclass
@@ -226,6 +235,8 @@ class BillRow:
     cost: float
     p50_ms: float
     p95_ms: float
+    cache_hits: int = 0
+    saved_cost: float = 0.0
 
     @property
     def error_rate(self) -> float:
@@ -243,6 +254,8 @@ class BillRow:
             cost=group.cost,
             p50_ms=quantile(group.total_ms, 0.5),
             p95_ms=quantile(group.total_ms, 0.95),
+            cache_hits=group.cache_hits,
+            saved_cost=group.saved_cost,
         )
 
 
@@ -274,13 +287,19 @@ def render_table(
     )
     *groups, totals = rows
     priced = not unpriced(totals)
-    body = [[*(_shown(value) for value in row.key), *_measure_cells(row, priced)] for row in groups]
-    body.append([*(str(value) for value in totals.key), *_measure_cells(totals, priced)])
+    cached = totals.cache_hits > 0
+    body = [
+        [*(_shown(value) for value in row.key), *_measure_cells(row, priced, cached)]
+        for row in groups
+    ]
+    body.append([*(str(value) for value in totals.key), *_measure_cells(totals, priced, cached)])
     headers = [
         f"cost ({currency})" if name == "cost" else name
         for name in TEXT_MEASURES
         if priced or name != "cost"
     ]
+    if cached:  # only when the response cache answered anything
+        headers += ["cache hits", *([f"saved ({currency})"] if priced else [])]
     table = aligned((*tally.by, *headers), body, len(tally.by))
     return f"{headline}\n\n{table}" + ("" if priced else f"\n\n{NO_PRICES}")
 
@@ -289,8 +308,10 @@ def _shown(value: str | int) -> str:
     return "(none)" if value == "" else str(value)
 
 
-def _measure_cells(row: BillRow, priced: bool = True) -> list[str]:
+def _measure_cells(row: BillRow, priced: bool = True, cached: bool = False) -> list[str]:
     cost = [f"{row.cost:,.4f}"] if priced else []
+    saved = [f"{row.saved_cost:,.4f}"] if priced else []
+    hits = [f"{row.cache_hits:,}", *saved] if cached else []
     return [
         f"{row.requests:,}",
         f"{row.errors:,}",
@@ -301,6 +322,7 @@ def _measure_cells(row: BillRow, priced: bool = True) -> list[str]:
         *cost,
         f"{row.p50_ms:.1f}",
         f"{row.p95_ms:.1f}",
+        *hits,
     ]
 
 
@@ -324,6 +346,8 @@ def write_csv(
                 f"{row.cost:.6f}",
                 f"{row.p50_ms:.3f}",
                 f"{row.p95_ms:.3f}",
+                row.cache_hits,
+                f"{row.saved_cost:.6f}",
                 neutralise(currency),
             ]
         )
