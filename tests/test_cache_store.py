@@ -137,3 +137,19 @@ async def test_redis_keeps_answers_within_the_entry_bound_and_purges_by_prefix()
     assert await store.purge([scope_prefix(scope)]) == 1
     assert await store.get(scope_prefix(scope + ":1") + "a") is None
     await client.aclose()
+
+
+async def test_a_redis_that_cannot_answer_makes_misses_not_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from shared.cache.store_redis import RedisAnswers
+    from shared.storage.redis_client import redis_client
+    from tests.support.processes import free_port
+
+    client = redis_client(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    store = RedisAnswers(client, 1_000)
+    assert await store.get("tg:cache:x:faq:k") is None
+    store.put_soon("tg:cache:x:faq:k", b"{}", 60)
+    await store.aclose()  # the failed keep is logged, not raised
+    await client.aclose()
+    assert any("response cache lookup failed" in r.getMessage() for r in caplog.records)
