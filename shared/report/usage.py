@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
+from shared.limits.plan import COST_UNITS, cost_units
 from shared.probe.latency_csv import neutralise
 from shared.report.render import aligned
 from shared.report.stats import quantile
@@ -123,10 +124,20 @@ class Group:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cost: float = 0.0
+    # Money in 1e-8 of the currency (the records' precision), so that sums are exact and the
+    # same in any order.
+    cost_units: int = 0
     total_ms: list[float] = field(default_factory=list)
     cache_hits: int = 0
-    saved_cost: float = 0.0  # what the hits' answers would have cost
+    saved_units: int = 0  # what the hits' answers would have cost
+
+    @property
+    def cost(self) -> float:
+        return self.cost_units / COST_UNITS
+
+    @property
+    def saved_cost(self) -> float:
+        return self.saved_units / COST_UNITS
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -134,11 +145,11 @@ class Group:
         self.prompt_tokens += record.prompt_tokens
         self.completion_tokens += record.completion_tokens
         self.total_tokens += record.total_tokens
-        self.cost += record.cost
+        self.cost_units += cost_units(record.cost)
         self.total_ms.append(float(record.total_ms))
         if record.cache == "hit":
             self.cache_hits += 1
-            self.saved_cost += record.saved_cost
+            self.saved_units += cost_units(record.saved_cost)
 
     def merge(self, other: Group) -> None:
         self.requests += other.requests
@@ -146,10 +157,10 @@ class Group:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.total_tokens += other.total_tokens
-        self.cost += other.cost
+        self.cost_units += other.cost_units
         self.total_ms += other.total_ms
         self.cache_hits += other.cache_hits
-        self.saved_cost += other.saved_cost
+        self.saved_units += other.saved_units
 
 
 @dataclass
