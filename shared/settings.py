@@ -70,6 +70,10 @@ class Settings:
     budget_alert_url: str | None = None  # the operator's webhook for budget alerts
     cache_max_entry_bytes: int = 1 << 20  # a larger answer is not kept
     cache_memory_bytes: int = 64 << 20  # the in-process cache's bound (without Redis)
+    content_safety_endpoint: str | None = None  # Azure AI Content Safety (None: local checks)
+    content_safety_key_secret: str | None = None  # a key's secret name; None: managed identity
+    content_safety_ca_file: str | None = None  # a private CA (on premises, tests)
+    content_safety_timeout_seconds: float = 2.0  # one check; then the outage policy decides
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +136,12 @@ class Settings:
             budget_alert_url=e.get("TOLLGATE_BUDGET_ALERT_URL") or None,
             cache_max_entry_bytes=int(_float(e, "TOLLGATE_CACHE_MAX_ENTRY_BYTES", 1 << 20)),
             cache_memory_bytes=int(_float(e, "TOLLGATE_CACHE_MEMORY_BYTES", 64 << 20)),
+            content_safety_endpoint=_opt(e, "TOLLGATE_CONTENT_SAFETY_ENDPOINT"),
+            content_safety_key_secret=_opt(e, "TOLLGATE_CONTENT_SAFETY_KEY_SECRET"),
+            content_safety_ca_file=_opt(e, "TOLLGATE_CONTENT_SAFETY_CA_FILE"),
+            content_safety_timeout_seconds=_float(
+                e, "TOLLGATE_CONTENT_SAFETY_TIMEOUT_SECONDS", 2.0
+            ),
         )
 
 
