@@ -7,6 +7,7 @@
 //   modules/keyvault.bicep          Key Vault, RBAC only, soft delete and purge protection
 //   modules/monitoring.bicep        Log Analytics and Application Insights (local auth off)
 //   modules/redis.bicep             optional Azure Cache for Redis, Microsoft Entra ID only
+//   modules/content-safety.bicep    optional Azure AI Content Safety, Microsoft Entra ID only
 //   modules/network.bicep           optional internal-only network
 //   modules/private-endpoint.bicep  one private endpoint and its DNS registration
 //   modules/rbac.bicep              least-privilege role assignments
@@ -45,7 +46,7 @@ param upstreams object
 
 // --- network --------------------------------------------------------------------------------
 
-@description('true: the app has no public endpoint (a private endpoint in a new VNet instead), is VNet-integrated, and reaches storage, Key Vault and Redis through private endpoints.')
+@description('true: the app has no public endpoint (a private endpoint in a new VNet instead), is VNet-integrated, and reaches storage, Key Vault, Redis and Content Safety through private endpoints.')
 param internalOnly bool = false
 
 @description('Public mode: CIDR ranges allowed to call the gateway (and its deployment endpoint). Empty: any address (gateway keys are the authentication).')
@@ -124,6 +125,14 @@ param redisSkuCapacity int = 1
   'closed'
 ])
 param redisFailurePolicy string = 'open'
+
+// --- Azure AI Content Safety (content policies, issue #20) -----------------------------------
+
+@description('Deploy Azure AI Content Safety for content policies (TOLLGATE_CONTENT_SAFETY_ENDPOINT); the app signs in with its identity (local auth is off). false: only local patterns and blocklists.')
+param contentSafety bool = false
+
+@description('Region of the Content Safety account (it is not offered in every region); a private endpoint reaches it from the VNet\'s region.')
+param contentSafetyLocation string = location
 
 // --- gateway settings (README, "Every setting") ---------------------------------------------
 
@@ -213,6 +222,7 @@ var hostStorageName = 'st${short}h${suffix}'
 var dataStorageName = 'st${short}d${suffix}'
 var keyVaultName = 'kv-${short}-${suffix}'
 var redisName = 'redis-${baseName}-${suffix}'
+var contentSafetyName = 'cs-${baseName}-${suffix}'
 var vnetName = 'vnet-${baseName}-${suffix}'
 
 var deploymentContainer = 'app-package'
@@ -227,6 +237,7 @@ var privateDnsZoneNames = [
   'privatelink.blob.${environment().suffixes.storage}'
   'privatelink.vaultcore.azure.net'
   'privatelink.redis.cache.windows.net'
+  'privatelink.cognitiveservices.azure.com'
 ]
 
 var publicAccess = internalOnly ? 'Disabled' : 'Enabled'
@@ -352,6 +363,18 @@ module redis 'modules/redis.bicep' = if (redisEnabled) {
   }
 }
 
+// Content Safety takes no firewall exceptions: only the app calls it (operators do not).
+module contentSafetyAccount 'modules/content-safety.bicep' = if (contentSafety) {
+  name: 'content-safety'
+  params: {
+    name: contentSafetyName
+    location: contentSafetyLocation
+    tags: tags
+    publicNetworkAccess: publicAccess
+    defaultAction: firewallDefault
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   params: {
@@ -379,7 +402,12 @@ module rbac 'modules/rbac.bicep' = {
     operatorReadContainerNames: [
       probeResultsContainer
     ]
+    contentSafetyEnabled: contentSafety
+    contentSafetyAccountName: contentSafetyName
   }
+  dependsOn: [
+    contentSafetyAccount
+  ]
 }
 
 // The gateway's tunables at the code's own defaults (tests/test_infra.py checks they match
@@ -411,13 +439,16 @@ var tunableDefaults = {
   TOLLGATE_BREAKER_FAILURES: '5'
   TOLLGATE_BREAKER_OPEN_SECONDS: '30'
   TOLLGATE_USAGE_FLUSH_SECONDS: '5'
+  TOLLGATE_CONTENT_SAFETY_TIMEOUT_SECONDS: '2'
 }
 
 // Every setting the gateway reads in Azure (README, "Every setting"); the Functions host's own
 // settings are added in app.bicep. Settings that only make sense on a laptop or on premises
 // (TOLLGATE_SIMULATOR_URL, TOLLGATE_STORAGE_CONNECTION_STRING, TOLLGATE_SECRET_<NAME>, ...) are
-// not set. TOLLGATE_PROBE_SPOOL points at /tmp because the app's own folder is read-only on
-// Flex Consumption.
+// not set, nor is TOLLGATE_CONTENT_SAFETY_KEY_SECRET: the identity signs in to Content Safety.
+// An empty TOLLGATE_CONTENT_SAFETY_ENDPOINT (contentSafety false) means local checks only.
+// TOLLGATE_PROBE_SPOOL points at /tmp because the app's own folder is read-only on Flex
+// Consumption.
 var gatewaySettings = {
   AZURE_CLIENT_ID: identity.properties.clientId
   TOLLGATE_BUDGET_ALERT_URL: budgetAlertUrl
@@ -439,6 +470,7 @@ var gatewaySettings = {
   TOLLGATE_TRUSTED_PROXIES: trustedProxies
   TOLLGATE_ENTRA_TENANT_ID: entraTenantId
   TOLLGATE_ENTRA_AUDIENCES: entraAudiences
+  TOLLGATE_CONTENT_SAFETY_ENDPOINT: contentSafety ? contentSafetyAccount.outputs.endpoint : ''
 }
 
 // Shared limits through Redis, signed in as the app's identity (its object id is the user name).
@@ -481,6 +513,7 @@ module app 'modules/app.bicep' = {
     dataBlobEndpoint
     vaultEndpoint
     redisEndpoint
+    contentSafetyEndpoint
   ]
 }
 
@@ -566,6 +599,23 @@ module redisEndpoint 'modules/private-endpoint.bicep' = if (internalOnly && redi
   dependsOn: [
     network
     redis
+  ]
+}
+
+module contentSafetyEndpoint 'modules/private-endpoint.bicep' = if (internalOnly && contentSafety) {
+  name: 'pe-content-safety'
+  params: {
+    name: 'pe-${contentSafetyName}'
+    location: location
+    tags: tags
+    subnetId: endpointSubnetId
+    targetId: resourceId('Microsoft.CognitiveServices/accounts', contentSafetyName)
+    groupId: 'account'
+    dnsZoneId: resourceId('Microsoft.Network/privateDnsZones', privateDnsZoneNames[4])
+  }
+  dependsOn: [
+    network
+    contentSafetyAccount
   ]
 }
 

@@ -28,8 +28,10 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
+        self.extra = extra  # more members of the error object (Azure's `innererror`)
         self.status = status
         self.message = message
         self.type = type
@@ -39,7 +41,9 @@ class GatewayError(Exception):
 
     def to_response(self, extra_headers: dict[str, str] | None = None) -> Response:
         return Response(
-            content=error_body(self.message, type=self.type, code=self.code, param=self.param),
+            content=error_body(
+                self.message, type=self.type, code=self.code, param=self.param, extra=self.extra
+            ),
             status_code=self.status,
             media_type="application/json",
             headers={**self.headers, **(extra_headers or {})},
@@ -47,10 +51,15 @@ class GatewayError(Exception):
 
 
 def error_body(
-    message: str, *, type: str, code: str | None = None, param: str | None = None
+    message: str,
+    *,
+    type: str,
+    code: str | None = None,
+    param: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> bytes:
-    envelope = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return json.dumps(envelope).encode()
+    error = {"message": message, "type": type, "param": param, "code": code, **(extra or {})}
+    return json.dumps({"error": error}).encode()
 
 
 def bad_request(

@@ -21,6 +21,8 @@ from shared.auth.secrets import build_credential
 from shared.auth.upstream_credentials import secret_provider_from
 from shared.cache.store import AnswerStore, MemoryAnswers
 from shared.errors import ConfigError, GatewayError, server_error
+from shared.guardrails.checks import ContentChecks
+from shared.guardrails.content_safety import ContentSafety
 from shared.host.tuning import tune_process
 from shared.limits.config import NO_LIMITS
 from shared.limits.limiter import Limiter
@@ -77,6 +79,7 @@ class Gateway:
     batches: BatchMeter
     alerts: BudgetAlerts
     answers: AnswerStore  # the response cache's
+    checks: ContentChecks  # content policies
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         account = Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -159,6 +162,7 @@ class Gateway:
             ),
             alerts=alerts,
             answers=answer_store(settings, redis),
+            checks=ContentChecks(content_safety(settings, secrets)),
         )
 
     async def aclose(self) -> None:
@@ -168,12 +172,35 @@ class Gateway:
         await self.batches.aclose()
         await self.alerts.aclose()
         await self.answers.aclose()
+        await self.checks.aclose()
         await self.usage.aclose()
         await self.content.aclose()
         await self.limiter.aclose()
         await self.client.aclose()
         await self.secrets.aclose()
         await self.registry.aclose()
+
+
+def content_safety(settings: Settings, secrets: CachedSecrets) -> ContentSafety | None:
+    """Azure AI Content Safety, signed in as the managed identity or with a key's secret."""
+    endpoint = settings.content_safety_endpoint
+    if not endpoint:
+        return None
+    key_secret = settings.content_safety_key_secret
+
+    async def credential() -> Any:
+        if key_secret:
+            from azure.core.credentials import AzureKeyCredential
+
+            return AzureKeyCredential(await secrets.get(key_secret))
+        return build_credential(settings.azure_client_id)
+
+    return ContentSafety(
+        endpoint,
+        credential,
+        settings.content_safety_timeout_seconds,
+        settings.content_safety_ca_file,
+    )
 
 
 def answer_store(settings: Settings, redis: Redis | None) -> AnswerStore:

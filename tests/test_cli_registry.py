@@ -135,6 +135,7 @@ def test_lists_have_header_rows_and_json_with_stable_keys(env: dict[str, str]) -
     assert listed_keys[0]["id"] == keys.key_id_of(key) and key not in json.dumps(listed_keys)
     shown = json.loads(tollgate("systems", "show", "cli-b", "--json", env=env).stdout)
     settings = ["allowed_networks", "entra", "redaction", "content_logging", "cache", "limits"]
+    settings.append("content_policy")
     settings.append("keys")
     assert sorted(shown) == sorted(["id", "name", "disabled", "created", "models", *settings])
     text = tollgate("systems", "show", "cli-b", env=env).stdout
@@ -237,3 +238,36 @@ def test_the_cache_is_turned_on_tuned_shown_and_off(env: dict[str, str]) -> None
         assert refused.returncode != 0 and refused.stdout == "" and "cache" in refused.stderr
     off = tollgate("systems", "update", "cli-cache", "--cache", "off", "--json", env=env)
     assert json.loads(off.stdout)["cache"] is None
+
+
+def test_blocklists_and_content_policies_from_the_command_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert tollgate("blocklists", "list", env=env).stdout.strip() == "no blocklists"
+    added = tollgate("blocklists", "add", "names", "Nightingale", "Kestrel", env=env)
+    assert added.returncode == 0 and "2 terms" in added.stdout
+    again = tollgate("blocklists", "add", "names", "nightingale", env=env)  # no duplicate
+    assert "2 terms" in again.stdout
+    assert json.loads(tollgate("blocklists", "list", "--json", env=env).stdout) == {"names": 2}
+    tollgate("systems", "create", "cli-guard", "--models", "*", env=env)
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"prompt": {"hate": 2}, "blocklists": ["names"]}))
+    done = tollgate("systems", "update", "cli-guard", "--content-policy", str(policy), env=env)
+    assert done.returncode == 0, done.stderr
+    shown = tollgate("systems", "show", "cli-guard", env=env).stdout
+    assert "prompt hate>=2; blocklists names (outage: open)" in shown
+    for bad, says in (
+        ('{"prompt": {"hate": 9}}', "severity is 0-7"),
+        ('{"blocklists": ["nope"]}', "no blocklists ['nope']"),
+        ('{"patterns": ["("]}', "is no pattern"),
+        ("missing.json", "cannot read"),
+    ):
+        refused = tollgate("systems", "update", "cli-guard", "--content-policy", bad, env=env)
+        assert refused.returncode != 0 and says in refused.stderr, refused.stderr
+    in_use = tollgate("blocklists", "delete", "names", "--yes", env=env)
+    assert in_use.returncode != 0 and "used by cli-guard" in in_use.stderr
+    off = tollgate("systems", "update", "cli-guard", "--content-policy", "off", "--json", env=env)
+    assert json.loads(off.stdout)["content_policy"] is None
+    assert tollgate("blocklists", "delete", "names", "--yes", env=env).returncode == 0
+    audit = tollgate("audit", "--json", env=env).stdout
+    assert "blocklist:names" in audit and "blocklists set" in audit

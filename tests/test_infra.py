@@ -53,6 +53,7 @@ STORAGE = MODULES / "storage.bicep"
 KEYVAULT = MODULES / "keyvault.bicep"
 MONITORING = MODULES / "monitoring.bicep"
 REDIS = MODULES / "redis.bicep"
+CONTENT_SAFETY = MODULES / "content-safety.bicep"
 NETWORK = MODULES / "network.bicep"
 ENDPOINT = MODULES / "private-endpoint.bicep"
 RBAC = MODULES / "rbac.bicep"
@@ -68,6 +69,7 @@ BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 KV_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
 ALLOWED_ROLES = {
     BLOB_DATA_OWNER,
     BLOB_DATA_CONTRIBUTOR,
@@ -75,6 +77,7 @@ ALLOWED_ROLES = {
     KV_SECRETS_USER,
     KV_SECRETS_OFFICER,
     METRICS_PUBLISHER,
+    COGNITIVE_SERVICES_USER,
 }
 
 # Settings the code reads that the template deliberately does not set: they only make sense on
@@ -94,6 +97,8 @@ LOCAL_ONLY = {
     "TOLLGATE_AUDIT_LOG",  # written by the `tollgate` CLI on an operator's machine
     "TOLLGATE_ACTOR",  # who the operator is, for the audit log
     "TOLLGATE_ENTRA_JWKS_URL",  # only for a national cloud or a test key server
+    "TOLLGATE_CONTENT_SAFETY_KEY_SECRET",  # a key-based account; Azure's signs in with identity
+    "TOLLGATE_CONTENT_SAFETY_CA_FILE",  # a private CA on premises
 }
 # Upstream keys from the environment (TOLLGATE_SECRET_<NAME>): in Azure they come from Key Vault.
 LOCAL_SECRET_PREFIX = "TOLLGATE_SECRET_"
@@ -133,6 +138,7 @@ def test_the_template_is_split_into_modules() -> None:
         "modules/keyvault.bicep",
         "modules/monitoring.bicep",
         "modules/redis.bicep",
+        "modules/content-safety.bicep",
         "modules/network.bicep",
         "modules/private-endpoint.bicep",
         "modules/rbac.bicep",
@@ -531,6 +537,73 @@ def test_redis_is_optional_and_signs_in_with_entra_id_only() -> None:
     assert redis["TOLLGATE_REDIS_FAILURE_POLICY"].value == "redisFailurePolicy"
 
 
+def test_content_safety_is_optional_and_signs_in_with_entra_id_only() -> None:
+    assert parameter(MAIN, "contentSafety") == {
+        "decorators": _any(),
+        "type": "bool",
+        "default": False,
+    }
+    account = the(CONTENT_SAFETY, "Microsoft.CognitiveServices/accounts")
+    assert account.body["kind"] == "ContentSafety"
+    assert account.body["sku"] == {"name": "S0"}
+    props = account.properties
+    assert props["disableLocalAuth"] is True
+    # Microsoft Entra ID sign-in needs a custom subdomain: <name>.cognitiveservices.azure.com.
+    assert props["customSubDomainName"] == "name"
+    assert props["publicNetworkAccess"] == "publicNetworkAccess"
+    acls = props["networkAcls"]
+    assert acls["defaultAction"] == "defaultAction"
+    assert (acls["bypass"], acls["ipRules"], acls["virtualNetworkRules"]) == ("None", [], [])
+
+    (call,) = calls_of(CONTENT_SAFETY)
+    assert call["condition"] == "contentSafety"
+    # Internal only: no public endpoint, and a firewall that denies whatever gets there.
+    assert call["params"]["publicNetworkAccess"] == "publicAccess"
+    assert call["params"]["defaultAction"] == "firewallDefault"
+    assert operator(variable(MAIN, "firewallDefault"), "conditional") == {
+        "condition": "internalOnly",
+        "true_value": "Deny",
+        "false_value": "Allow",
+    }
+    (endpoint,) = [c for c in calls_of(ENDPOINT) if c["params"]["groupId"] == "account"]
+    assert operator(endpoint["condition"], "and") == {
+        "operand_1": "internalOnly",
+        "operand_2": "contentSafety",
+    }
+    assert endpoint["params"]["subnetId"] == "endpointSubnetId"
+    target = function(endpoint["params"]["targetId"], "resource_id")
+    assert target is not None
+    assert target["resource_type"] == "Microsoft.CognitiveServices/accounts"
+    assert target["resource_name_1"] == call["params"]["name"] == "contentSafetyName"
+    zone = function(endpoint["params"]["dnsZoneId"], "resource_id")
+    assert zone is not None and zone["resource_type"] == "Microsoft.Network/privateDnsZones"
+    index = operator(zone["resource_name_1"], "index_accessor")
+    assert index and index["operand_1"] == "privateDnsZoneNames"
+    zones = variable(MAIN, "privateDnsZoneNames")
+    assert zones[int(index["operand_2"])] == "privatelink.cognitiveservices.azure.com"
+    (network,) = calls_of(NETWORK)
+    assert network["params"]["privateDnsZoneNames"] == "privateDnsZoneNames"  # linked to the VNet
+
+    # The role goes to the account main.bicep deploys, only when it does.
+    (rbac,) = calls_of(RBAC)
+    assert rbac["params"]["contentSafetyEnabled"] == "contentSafety"
+    assert rbac["params"]["contentSafetyAccountName"] == "contentSafetyName"
+    assert resource(RBAC, "appContentSafety").config["condition"] == "contentSafetyEnabled"
+    assert resource(RBAC, "contentSafety").body["name"] == "contentSafetyAccountName"
+
+    # The endpoint setting comes from the resource (empty: local checks only); no key is set.
+    endpoint_setting = resolve(app_settings()["TOLLGATE_CONTENT_SAFETY_ENDPOINT"]).value
+    branches = operator(endpoint_setting, "conditional")
+    assert branches and branches["condition"] == "contentSafety"
+    assert accessed(branches["true_value"]) == "contentSafetyAccount.outputs.endpoint"
+    assert branches["false_value"] == ""
+    output = model(CONTENT_SAFETY)["outputs"]["endpoint"]["value"]
+    assert accessed(output) == f"{account.symbol}.properties.endpoint"
+    assert "TOLLGATE_CONTENT_SAFETY_KEY_SECRET" not in app_settings()
+    timeout = object_entries("tunableDefaults", MAIN)["TOLLGATE_CONTENT_SAFETY_TIMEOUT_SECONDS"]
+    assert timeout.value == "2"
+
+
 # --- least privilege -----------------------------------------------------------------------
 
 
@@ -597,6 +670,7 @@ def test_the_app_identity_gets_exactly_the_roles_it_needs() -> None:
         (BLOB_DATA_CONTRIBUTOR, containers, "appWriteContainers"),
         (KV_SECRETS_USER, "Microsoft.KeyVault/vaults", "vault"),
         (METRICS_PUBLISHER, "Microsoft.Insights/components", "insights"),
+        (COGNITIVE_SERVICES_USER, "Microsoft.CognitiveServices/accounts", "contentSafety"),
     }
     # Owner only on the host account, which holds nothing but host state and the package.
     (rbac,) = calls_of(RBAC)
@@ -642,17 +716,18 @@ def test_internal_only_means_private_endpoints_and_vnet_integration() -> None:
 
     endpoints = [c for c in calls_of(ENDPOINT)]
     groups = sorted(c["params"]["groupId"] for c in endpoints)
-    assert groups == ["blob", "blob", "redisCache", "sites", "vault"]
+    assert groups == ["account", "blob", "blob", "redisCache", "sites", "vault"]
     for call in endpoints:
         cond = call["condition"]
-        assert cond == "internalOnly" or operator(cond, "and") == {
-            "operand_1": "internalOnly",
-            "operand_2": "redisEnabled",
-        }
+        assert cond == "internalOnly" or operator(cond, "and") in (
+            {"operand_1": "internalOnly", "operand_2": "redisEnabled"},
+            {"operand_1": "internalOnly", "operand_2": "contentSafety"},
+        )
     zones = variable(MAIN, "privateDnsZoneNames")
     assert "privatelink.azurewebsites.net" in zones
     assert "privatelink.vaultcore.azure.net" in zones
     assert "privatelink.redis.cache.windows.net" in zones
+    assert "privatelink.cognitiveservices.azure.com" in zones
     assert any(z.startswith("privatelink.blob.") for z in zones)
 
     vnet = the(NETWORK, "Microsoft.Network/virtualNetworks").properties

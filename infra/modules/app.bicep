@@ -1,6 +1,7 @@
 // The Function App on the Flex Consumption plan: Python from a parameter, a user-assigned
 // managed identity for everything (host storage, deployment package, Key Vault, blob data,
-// Application Insights, Redis), HTTPS only, TLS 1.2, no FTP and no basic publishing credentials.
+// Application Insights, Redis, Content Safety), HTTPS only, TLS 1.2, no FTP and no basic
+// publishing credentials.
 
 param name string
 param planName string

@@ -1,5 +1,6 @@
 // One private endpoint with its private DNS zone registration. Used for the site (inbound),
-// both storage accounts' blob endpoints, the vault and the cache when internalOnly is true.
+// both storage accounts' blob endpoints, the vault, the cache and the Content Safety account
+// when internalOnly is true.
 
 param name string
 param location string
@@ -11,7 +12,7 @@ param subnetId string
 @description('Resource the endpoint connects to.')
 param targetId string
 
-@description('Sub-resource: sites, blob, vault or redisCache.')
+@description('Sub-resource: sites, blob, vault, redisCache or account (Cognitive Services).')
 param groupId string
 
 @description('Private DNS zone that gets the endpoint\'s A record.')

@@ -9,6 +9,8 @@
 //                                     audit, content logs
 //     Key Vault Secrets User          the vault (reads upstream keys)
 //     Monitoring Metrics Publisher    the Application Insights component (local auth is off)
+//     Cognitive Services User         the Content Safety account, when deployed (content
+//                                     checks; local auth is off)
 //     (Redis: a data access policy on the cache, in redis.bicep, not an Azure role)
 //
 //   an operator (optional, operatorPrincipalId)
@@ -45,6 +47,12 @@ param operatorWriteContainerNames array = []
 @description('Containers the operator reads (probe results, usage).')
 param operatorReadContainerNames array = []
 
+@description('true: main.bicep deployed Azure AI Content Safety (its contentSafety parameter).')
+param contentSafetyEnabled bool = false
+
+@description('The Content Safety account (its role is assigned only when contentSafetyEnabled).')
+param contentSafetyAccountName string
+
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -52,6 +60,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  cognitiveServicesUser: 'a97b65f3-24c7-4388-baec-2e87135dc908'
 }
 
 var withOperator = !empty(operatorPrincipalId)
@@ -100,6 +109,10 @@ resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
+resource contentSafety 'Microsoft.CognitiveServices/accounts@2025-06-01' existing = {
+  name: contentSafetyAccountName
+}
+
 resource appHostStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: hostStorage
   name: guid(hostStorage.id, principalId, roles.storageBlobDataOwner)
@@ -145,6 +158,17 @@ resource appMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(insights.id, principalId, roles.monitoringMetricsPublisher)
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Cognitive Services User: call the account's APIs (analyze text, blocklists), manage nothing.
+resource appContentSafety 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (contentSafetyEnabled) {
+  scope: contentSafety
+  name: guid(contentSafety.id, principalId, roles.cognitiveServicesUser)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.cognitiveServicesUser)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -24,6 +24,7 @@ COMMANDS = {  # command -> the module that adds it (and its siblings)
     "simulator": "shared.cli.serve",
     "bench": "shared.cli.bench",
     "audit": "shared.cli.audit",
+    "blocklists": "shared.cli.blocklists",
     "report": "shared.cli.report",
 }
 

@@ -93,6 +93,7 @@ def show_json(system_id: str, spec: Spec) -> dict[str, Any]:
         "redaction": spec.get("redaction"),
         "content_logging": spec.get("content_logging"),
         "cache": spec.get("cache"),
+        "content_policy": spec.get("content_policy"),
         "limits": limits_json(system_id, spec),
         "keys": [key_json(k, system_id, r) for k, r in sorted((spec.get("keys") or {}).items())],
     }
@@ -114,6 +115,7 @@ def show_text(system_id: str, spec: Spec) -> str:
         ("pii redaction", _redaction_text(redaction)),
         ("content logging", f"on, kept {content.get('retention_days')} days" if content else "off"),
         ("response cache", _cache_text(view["cache"])),
+        ("content policy", _policy_text(view["content_policy"])),
     ]
     width = max(len(label) for label, _ in fields)
     lines = [f"{label + ':':<{width + 1}}  {value}" for label, value in fields]
@@ -121,6 +123,23 @@ def show_text(system_id: str, spec: Spec) -> str:
     keys = view["keys"]
     lines += ["", "keys:", keys_table(keys, with_system=False) if keys else "  none"]
     return "\n".join(lines)
+
+
+def _policy_text(policy: dict[str, Any] | None) -> str:
+    if not policy:
+        return "off"
+    parts = [
+        f"{where} {', '.join(f'{c}>={n}' for c, n in policy[where].items())}"
+        for where in ("prompt", "answer")
+        if policy.get(where)
+    ]
+    if policy.get("prompt_shields"):
+        parts.append("prompt shields")
+    if policy.get("blocklists"):
+        parts.append(f"blocklists {names(policy['blocklists'])}")
+    if policy.get("patterns"):
+        parts.append(f"{len(policy['patterns'])} patterns")
+    return f"{'; '.join(parts) or 'on'} (outage: {policy.get('outage', 'open')})"
 
 
 def _cache_text(cache: dict[str, Any] | None) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from shared.cli import limits, live_usage, registry_io, spend
@@ -92,6 +94,11 @@ def _update_command(sys_cmds: Any) -> None:
         "--redact-kinds", help="email,phone,tw_national_id,credit_card (default: all)"
     )
     _cache_options(update)
+    update.add_argument(
+        "--content-policy",
+        metavar="FILE|JSON|off",
+        help="check prompts and answers: a policy (a JSON file or text), or off",
+    )
     state = update.add_mutually_exclusive_group()
     state.add_argument(
         "--disable",
@@ -170,6 +177,7 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         content_logging=_content_logging(args),
         cache={"on": True, "off": False, None: None}[args.cache],
         cache_settings=_cache_settings(args),
+        content_policy=_content_policy(args.content_policy),
     )
     warn_of_unknown([*(split(args.models) or []), *args.add_model], cli_settings())
     before, after, _ = registry_io.edit_system(args.system_id, change)
@@ -202,6 +210,28 @@ def _content_logging(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.content_logging == "off":
         return {}
     return {"retention_days": args.content_retention_days or DEFAULT_CONTENT_RETENTION_DAYS}
+
+
+def _content_policy(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if value == "off":
+        return {}
+    text = value if value.lstrip().startswith("{") else _read_policy_file(value)
+    try:
+        policy = json.loads(text)
+    except ValueError as exc:
+        raise RegistryError(f"--content-policy: not JSON ({exc})") from None
+    if not isinstance(policy, dict) or not policy:
+        raise RegistryError("--content-policy: a JSON object, or off")
+    return policy
+
+
+def _read_policy_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"--content-policy: cannot read {path}: {exc.strerror}") from None
 
 
 def _cache_settings(args: argparse.Namespace) -> dict[str, Any]:

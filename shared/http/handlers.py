@@ -19,6 +19,7 @@ from shared.http.frame import serve
 from shared.http.inbound import checked_model_name, read_json_body, request_id_of
 from shared.http.owned import own_files
 from shared.http.policy import admit, chained, redact
+from shared.http.screening import drop, screen_prompt, screened
 from shared.limits.headers import rate_limit_headers
 from shared.registry.systems import Caller
 from shared.routes import Operation, Route, Style, allowed_methods
@@ -53,10 +54,16 @@ async def completions(request: Request, route: Route) -> Response:
             account.units = Units(characters=len(text) if isinstance(text, str) else 0)
         if caller.system.content_logging is not None:
             account.content = ContentCapture(gateway.content, caller.system.content_logging, body)
-        use = await look_up(gateway, caller, model, body, request.headers, account)
+        screening = screen_prompt(gateway, caller, model, body, account)
+        try:
+            use = await look_up(gateway, caller, model, body, request.headers, account)
+            if use.kept is None:
+                await admit(gateway, caller, model, body, account)
+            await screened(screening, account)
+        finally:
+            drop(screening)
         if use.kept is not None:
             return await answer_hit(gateway, caller, model, body, account, use.kept)
-        await admit(gateway, caller, model, body, account)
         response = await gateway.dispatcher.forward(model, body, account.request_id, account)
         response.headers.update(rate_limit_headers(account.reservation))
         mark(response, use)

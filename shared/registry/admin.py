@@ -143,6 +143,7 @@ def update_system(
     content_logging: dict[str, Any] | None = None,
     cache: bool | None = None,
     cache_settings: dict[str, Any] | None = None,
+    content_policy: dict[str, Any] | None = None,
 ) -> Change[dict[str, Any]]:
     """`cache_settings` (ttl_seconds, scope, models; None removes one) turn the cache on too."""
     _check_policies(allowed_networks, redaction, content_logging)
@@ -153,6 +154,8 @@ def update_system(
         system = system_of(document, system_id)
         if content_logging is not None:
             system["content_logging"] = content_logging or None
+        if content_policy is not None:
+            system["content_policy"] = _content_policy(document, content_policy) or None
         if cache is False:
             system["cache"] = None
         elif cache or cache_settings:
@@ -176,6 +179,64 @@ def update_system(
         return system
 
     return Change("systems update", change)
+
+
+def _content_policy(document: Document, policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy the gateway accepts, naming only blocklists that exist ({}: none)."""
+    from shared.guardrails.policy import parse_content_policy
+
+    try:
+        parse_content_policy(policy, "content policy")
+    except ConfigError as exc:
+        raise RegistryError(str(exc)) from None
+    missing = [n for n in policy.get("blocklists") or [] if n not in blocklists(document)]
+    if missing:
+        raise RegistryError(f"no blocklists {missing}: create them with tollgate blocklists")
+    return policy
+
+
+def blocklists(document: Document) -> dict[str, Any]:
+    lists = document.setdefault("blocklists", {})
+    assert isinstance(lists, dict)
+    return lists
+
+
+def set_blocklist(
+    name: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+) -> Change[list[str]]:
+    """Create a blocklist, or add and remove terms (case-insensitively); its terms after."""
+    from shared.guardrails.policy import BLOCKLIST_NAME
+
+    if not BLOCKLIST_NAME.match(name):
+        raise RegistryError("a blocklist name is 1-64 letters, digits, '.', '_', '~' or '-'")
+    if any(not term.strip() or len(term) > 128 for term in add):
+        raise RegistryError("a term is 1-128 characters")
+
+    def change(document: Document) -> list[str]:
+        entry = blocklists(document).setdefault(name, {"terms": []})
+        gone = {term.casefold() for term in remove}
+        terms = [t for t in entry["terms"] if t.casefold() not in gone]
+        known = {t.casefold() for t in terms}
+        terms += [t for t in dict.fromkeys(add) if t.casefold() not in known]
+        entry["terms"] = terms
+        return terms
+
+    return Change("blocklists set", change)
+
+
+def delete_blocklist(name: str) -> Change[None]:
+    def change(document: Document) -> None:
+        users = [
+            system_id
+            for system_id, spec in systems_of(document).items()
+            if name in ((spec.get("content_policy") or {}).get("blocklists") or [])
+        ]
+        if users:
+            raise RegistryError(f"blocklist '{name}' is used by {', '.join(sorted(users))}")
+        if blocklists(document).pop(name, None) is None:
+            raise RegistryError(f"no blocklist '{name}'")
+
+    return Change("blocklists delete", change)
 
 
 def _cache_policy(current: Any, changes: dict[str, Any]) -> dict[str, Any]:

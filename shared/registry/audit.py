@@ -52,7 +52,7 @@ def public_view(system: Any) -> Any:
 
 
 def changes(before: Document, after: Document, action: str, who: str) -> list[dict[str, Any]]:
-    """One entry per system the edit changed."""
+    """One entry per system the edit changed, and per blocklist."""
     old, new = before.get("systems", {}), after.get("systems", {})
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return [
@@ -66,6 +66,25 @@ def changes(before: Document, after: Document, action: str, who: str) -> list[di
         }
         for system_id in sorted(set(old) | set(new))
         if old.get(system_id) != new.get(system_id)
+    ] + _blocklist_changes(before, after, action, who, now)
+
+
+def _blocklist_changes(
+    before: Document, after: Document, action: str, who: str, now: str
+) -> list[dict[str, Any]]:
+    """One entry per blocklist the edit changed (target `blocklist:<name>`)."""
+    old, new = before.get("blocklists") or {}, after.get("blocklists") or {}
+    return [
+        {
+            "time": now,
+            "actor": who,
+            "action": action,
+            "target": f"blocklist:{name}",
+            "before": old.get(name),
+            "after": new.get(name),
+        }
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
     ]
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from shared.auth import keys
 from shared.cache.policy import CachePolicy, parse_cache_policy
 from shared.errors import ConfigError
+from shared.guardrails.policy import BLOCKLIST_NAME, ContentPolicy, parse_content_policy
 from shared.limits.config import (
     NO_LIMITS,
     Limits,
@@ -60,6 +61,7 @@ class System:
     redactor: Redactor | None = None  # PII redaction before the request leaves
     content_logging: ContentLogging | None = None  # None: prompts and completions not kept
     cache: CachePolicy | None = None  # None: its answers are never kept or replayed
+    content_policy: ContentPolicy | None = None  # None: prompts and answers are not checked
 
     def allows(self, model: str) -> bool:
         return ALL_MODELS in self.models or model in self.models
@@ -101,8 +103,9 @@ class Registry:
         systems: dict[str, System] = {}
         records: dict[str, KeyRecord] = {}
         entra: list[EntraMapping] = []
+        blocklists = blocklists_of(document)
         for system_id, spec in systems_of(document).items():
-            systems[system_id] = _parse_system(system_id, spec)
+            systems[system_id] = _with_terms(_parse_system(system_id, spec), blocklists)
             for key_id, key_spec in (spec.get("keys") or {}).items():
                 records[key_id] = _parse_key(system_id, key_id, key_spec)
             if spec.get("entra"):
@@ -136,6 +139,33 @@ def systems_of(document: Any) -> dict[str, Any]:
     return systems
 
 
+def blocklists_of(document: Any) -> dict[str, tuple[str, ...]]:
+    """The registry's blocklists: `"blocklists": {"name": {"terms": [...]}}`."""
+    raw = document.get("blocklists") or {} if isinstance(document, dict) else {}
+    if not isinstance(raw, dict):
+        raise RegistryError("'blocklists' must be an object of named blocklists")
+    lists: dict[str, tuple[str, ...]] = {}
+    for name, spec in raw.items():
+        terms = spec.get("terms") if isinstance(spec, dict) else None
+        if not BLOCKLIST_NAME.match(name) or not isinstance(terms, list):
+            raise RegistryError(f"blocklist '{name}' needs a name and a list of 'terms'")
+        if not all(isinstance(t, str) and t.strip() for t in terms):
+            raise RegistryError(f"blocklist '{name}': every term is a non-empty string")
+        lists[name] = tuple(terms)
+    return lists
+
+
+def _with_terms(system: System, blocklists: dict[str, tuple[str, ...]]) -> System:
+    policy = system.content_policy
+    if policy is None or not policy.blocklists:
+        return system
+    missing = [name for name in policy.blocklists if name not in blocklists]
+    if missing:
+        raise RegistryError(f"system '{system.id}' names unknown blocklists {missing}")
+    terms = tuple((name, term) for name in policy.blocklists for term in blocklists[name])
+    return replace(system, content_policy=replace(policy, terms=terms))
+
+
 def _parse_system(system_id: str, spec: Any) -> System:
     if not isinstance(spec, dict):
         raise RegistryError(f"system '{system_id}' must be an object")
@@ -162,6 +192,7 @@ def _parse_system(system_id: str, spec: Any) -> System:
             cache=parse_cache_policy(
                 spec.get("cache"), system_id, str(spec.get("created", "")), where
             ),
+            content_policy=parse_content_policy(spec.get("content_policy"), where),
         )
     except (LimitsError, ValueError) as exc:
         raise RegistryError(str(exc)) from None

@@ -84,6 +84,8 @@ async def relayed_answer(
         headers["x-accel-buffering"] = "no"
         return RelayedStream(resp, upstream.name, tap, account, headers)
     body = await read_whole(resp, upstream)
+    if resp.status == 200 and account.guard is not None:
+        body = await checked_answer(body, account)
     account.first_byte()
     if resp.status >= 400:
         answer = error_answer(resp.status, body, key, headers)
@@ -93,6 +95,21 @@ async def relayed_answer(
     return Response(
         content=body, status_code=resp.status, headers={**headers, **account.cost_header()}
     )
+
+
+async def checked_answer(body: bytes, account: Account) -> bytes:
+    """The answer as the content policy lets it through: rewritten when it fired. When the check
+    cannot be made and the policy fails closed, the answer is withheld (503), its usage still
+    charged."""
+    assert account.guard is not None
+    try:
+        body, verdict = await account.guard.whole(body)
+    except GatewayError as exc:
+        account.close_withheld(exc.status, exc.code or "", body)
+        raise
+    if verdict is not None:
+        account.checked("answer", verdict)
+    return body
 
 
 def binary_answer(

@@ -13,6 +13,8 @@ import aiohttp
 from starlette.responses import Response, StreamingResponse
 
 from shared.errors import GatewayError, error_body
+from shared.guardrails.answers import stream_ending
+from shared.guardrails.stream_guard import Blocked, StreamGuard
 from shared.usage.account import Account
 from shared.usage.stream_tap import UsageTap
 
@@ -40,6 +42,8 @@ class RelayedStream(StreamingResponse):
         self._error_code = ""
         # The delivered text, kept only for content logging or the response cache.
         self._capture = account.delivered()
+        # The content policy's check of the answer, as it streams.
+        self._guard = StreamGuard(account.guard) if account.guard is not None else None
         super().__init__(self._relay(), status_code=200, headers=headers)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -63,6 +67,8 @@ class RelayedStream(StreamingResponse):
                 out = self._tap.feed(chunk)
                 if self._tap.response_id and not self._account.response_id:
                     self._account.response_seen(self._tap.response_id)
+                if self._guard is not None:
+                    out = await self._guard.admit(out)
                 if out:
                     self._account.first_byte()
                     if self._capture is not None:
@@ -70,6 +76,9 @@ class RelayedStream(StreamingResponse):
                     last = out
                     yield out
             rest = self._tap.flush()
+            if self._guard is not None:
+                rest = await self._guard.admit(rest, final=True)
+                self._account.checked("answer", self._guard.verdict())
             if rest:
                 if self._capture is not None:
                     self._capture.append(rest)
@@ -81,6 +90,17 @@ class RelayedStream(StreamingResponse):
                 yield cost
             self._completed = True
             self._upstream.release()
+        except Blocked as exc:
+            assert self._guard is not None
+            self._account.checked("answer", exc.verdict)
+            self._error_code = "content_filter"
+            guard = self._guard
+            yield stream_ending(
+                guard.guard.operation, exc.verdict, guard.first, self._numbered(last)
+            )
+        except GatewayError as exc:  # the answer's check could not be made, and fails closed
+            self._error_code = exc.code or "content_check_unavailable"
+            yield _error_event(exc.message, exc.type, exc.code, self._numbered(last))
         except TimeoutError:
             log.warning(
                 "request_id=%s stream from %s stalled: phase=idle",

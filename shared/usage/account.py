@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.guardrails.answers import AnswerGuard
+from shared.guardrails.verdict import Verdict
 from shared.limits.limiter import Limiter, Reservation
 from shared.limits.plan import cost_units
 from shared.limits.tokens import (
@@ -98,6 +100,9 @@ class Account:
         self.keep: Callable[[bytes, dict[str, int] | None], None] | None = None
         self._saved = (0, 0.0)  # a cache hit's: tokens and cost the kept answer had used
         self._delivered: list[bytes] | None = None
+        self.guard: AnswerGuard | None = None  # the system's content policy, on answers
+        self._checks: dict[str, str] = {}  # "prompt" / "answer" -> the checks that ran
+        self._flags: dict[str, str] = {}  # "prompt" / "answer" -> what fired
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self._started) * 1000
@@ -133,6 +138,13 @@ class Account:
     def estimate_prompt_with(self, count: Callable[[], int]) -> None:
         """How to count the prompt if the upstream never says (counted only then)."""
         self._prompt_estimate = count
+
+    def checked(self, direction: str, verdict: Verdict) -> None:
+        """What a content check of the prompt or the answer did, for the record."""
+        ran = ",".join(verdict.checks) + (",unavailable" if verdict.unavailable else "")
+        self._checks[direction] = ran
+        if verdict.blocked:
+            self._flags[direction] = verdict.flags()
 
     def delivered(self) -> list[bytes] | None:
         """Where a stream's delivered bytes are kept, only when content logging or the cache
@@ -176,6 +188,12 @@ class Account:
         self._close(
             status, "", tokens_of(usage), disconnected=False, reported=bool(usage), text=body
         )
+
+    def close_withheld(self, status: int, code: str, body: bytes) -> None:
+        """An answer made but not delivered (its content check could not be made): refused,
+        and charged what the upstream says it used."""
+        usage = _usage(body)
+        self._close(status, code, tokens_of(usage), disconnected=False, reported=bool(usage))
 
     def _heard(self, body: bytes) -> dict[str, int]:
         """A transcription's usage: tokens (gpt-4o-transcribe) or seconds (whisper), else the
@@ -322,6 +340,8 @@ class Account:
             cache=self.cache,
             saved_tokens=self._saved[0],
             saved_cost=self._saved[1],
+            content_checks=";".join(f"{d}={c}" for d, c in self._checks.items()),
+            content_flags=";".join(f"{d}={f}" for d, f in self._flags.items()),
         )
 
 

@@ -47,6 +47,8 @@ class UsageRecord:
     cache: str = ""  # the response cache: hit, miss, refresh, bypass ("": not cached)
     saved_tokens: int = 0  # a hit: the tokens the kept answer had used
     saved_cost: float = 0.0  # a hit: what those tokens would have cost
+    content_checks: str = ""  # which content checks ran, e.g. "prompt=local,content_safety"
+    content_flags: str = ""  # which fired (categories and severities, never text)
     v: int = RECORD_VERSION
 
     def to_json(self) -> str:

@@ -74,6 +74,16 @@ class _Instruments:
         self.cache_saved = meter.create_counter(
             "tollgate.cache.saved", description="What hits saved, in the price table's currency."
         )
+        self.content_blocks = meter.create_counter(
+            "tollgate.content.blocks",
+            unit="{finding}",
+            description="Content policy findings that blocked a prompt or an answer.",
+        )
+        self.content_unavailable = meter.create_counter(
+            "tollgate.content.unavailable",
+            unit="{request}",
+            description="Requests whose content checks Content Safety could not make.",
+        )
         self.failovers = meter.create_counter(
             "tollgate.failovers", unit="{failover}", description="Moves to another deployment."
         )
@@ -119,10 +129,24 @@ def record_request(record: UsageRecord) -> None:
         inst.cache.add(1, {"result": record.cache, "system": record.system, "model": model})
         if record.saved_cost > 0:
             inst.cache_saved.add(record.saved_cost, {"system": record.system, "model": model})
+    if record.content_checks or record.content_flags:
+        _record_content(inst, record, model)
     if 400 <= record.status < 500 and record.error_code and not record.deployment:
         inst.rejections.add(
             1, {"reason": record.error_code, "system": record.system, "model": model}
         )
+
+
+def _record_content(inst: _Instruments, record: UsageRecord, model: str) -> None:
+    """Blocks by direction and kind (a category, jailbreak, blocklist, pattern); outages."""
+    for part in record.content_flags.split(";") if record.content_flags else []:
+        direction, _, flags = part.partition("=")
+        for flag in flags.split(","):
+            kind = flag.split(":", 1)[0]
+            attrs = {"system": record.system, "model": model, "direction": direction}
+            inst.content_blocks.add(1, {**attrs, "kind": kind})
+    if "unavailable" in record.content_checks:
+        inst.content_unavailable.add(1, {"system": record.system, "model": model})
 
 
 def record_upstream_error(deployment: str, model: str, kind: UpstreamErrorKind) -> None:

@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"settings", "routes", "protection", "host", "simulator"},
     {"limits", "auth"},
-    {"storage"},
+    {"storage", "guardrails"},
     {"usage", "cache"},
     {"upstream", "registry"},
     {"probe", "gateway"},
