@@ -9,9 +9,9 @@ from typing import Any
 
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
-BUDGET, CACHE = "gateway_budget", "gateway_cache"
+BUDGET, CACHE, GUARD = "gateway_budget", "gateway_cache", "gateway_guard"
 WORKERS = "gateway_workers"
-NOT_JUDGED = frozenset({WORKERS, CACHE})  # many workers; answers that skip the upstream
+NOT_JUDGED = frozenset({WORKERS, CACHE, GUARD})  # many workers; no upstream; optional
 SCALING_TARGET = 1.7  # N workers' requests/s over one worker's, full path (issue #15)
 # Each feature's cost: the path with it minus the path without it.
 FEATURE_STEPS = (
@@ -19,6 +19,7 @@ FEATURE_STEPS = (
     (REDIS, LIMITS, "limits (rpm + tpm) checked and settled in Redis"),
     (LIMITS, BUDGET, "budgets (money per day and month) in the same Redis scripts"),
     (LIMITS, CACHE, "a cache hit (looked up in Redis) instead of the upstream call"),
+    (LIMITS, GUARD, "a content policy checked in the gateway (prompt and streamed answer)"),
 )
 
 

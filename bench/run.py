@@ -66,7 +66,7 @@ BODIES = {
 CONNECTIONS = (1, 64)
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
-BUDGET, CACHE = "gateway_budget", "gateway_cache"
+BUDGET, CACHE, GUARD = "gateway_budget", "gateway_cache", "gateway_guard"
 WORKERS = "gateway_workers"  # with --workers N: the full path served by N worker processes
 LABELS = {
     DIRECT: "direct",
@@ -76,17 +76,21 @@ LABELS = {
     LIMITS: "gateway + Redis + limits",
     BUDGET: "... + budgets",
     CACHE: "... + cache hits",
+    GUARD: "... + content policy",
     WORKERS: "gateway + limits, N workers",
 }
 # High enough that nothing is refused: the bench measures the check, not a refusal.
 BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
 BENCH_BUDGETS = ("--budget-per-day", "1000000000", "--budget-per-month", "10000000000")
 PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
+# Checked in the gateway (no Content Safety here): what the policy itself costs, streams included.
+BENCH_POLICY = json.dumps({"patterns": ["(?i)internal use only", "(?i)project \\w+ secret"]})
 FEATURES = {
     "key check": "on (every gateway request)",
     "limits": "rpm + tpm in Redis on 'gateway + Redis + limits' and the two after it",
     "budgets": "per day and month, on '... + budgets' only",
     "cache": "on '... + cache hits' only: every request after the first is a hit (in Redis)",
+    "content policy": "on '... + content policy' only: local patterns on prompts and answers",
     "Redis": "none on 'gateway, no Redis'; else set (deployment health shared in Redis too)",
     "access log": "on, level INFO (the production default), to a file",
     "usage records": "on: JSON Lines to a local folder, flushed every 5 s (the default)",
@@ -256,7 +260,12 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
         gateways[REDIS] = gateways[LIMITS] = shared
         targets[REDIS] = Target(REDIS, shared.url + CHAT_PATH, {"api-key": open_key})
         targets[LIMITS] = Target(LIMITS, shared.url + CHAT_PATH, {"api-key": limited_key})
-        for name, limits, update in ((BUDGET, BENCH_BUDGETS, ()), (CACHE, (), ("--cache", "on"))):
+        paths = (
+            (BUDGET, BENCH_BUDGETS, ()),
+            (CACHE, (), ("--cache", "on")),
+            (GUARD, (), ("--content-policy", BENCH_POLICY)),
+        )
+        for name, limits, update in paths:
             system = f"bench-{name.removeprefix('gateway_')}-{run_id}"
             tollgate(env, "systems", "create", system, "--models", "*")
             tollgate(env, "systems", "limits", system, *BENCH_LIMITS, *limits)

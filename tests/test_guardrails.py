@@ -279,3 +279,32 @@ def test_local_patterns_and_blocklists_work_without_content_safety(
         assert record["content_flags"] == "prompt=blocklist:codenames"
     finally:
         gateway.stop()
+
+
+def test_blocklists_sync_to_content_safety_as_the_identity(
+    rig: Rig, safety: ContentSafetyStandIn
+) -> None:
+    env = {**rig.env, **safety.credential_env()}
+    assert tollgate("blocklists", "add", "extra", "alpha", "beta", env=env).returncode == 0
+    synced = tollgate("blocklists", "sync", env=env)
+    assert synced.returncode == 0, synced.stderr
+    assert "blocklist 'extra': 2 added, 0 removed" in synced.stdout
+    assert safety.blocklists["extra"] == ["alpha", "beta"]
+    assert safety.blocklists["codenames"] == ["Project Nightingale"]
+    assert tollgate("blocklists", "remove", "extra", "alpha", env=env).returncode == 0
+    again = tollgate("blocklists", "sync", "extra", env=env)
+    assert "blocklist 'extra': 0 added, 1 removed" in again.stdout
+    assert safety.blocklists["extra"] == ["beta"]
+    assert {c["auth"] for c in safety.calls} == {"bearer"}
+
+
+@pytest.mark.usefixtures("long_answers")
+def test_a_streamed_responses_answer_ends_with_an_error_event(rig: Rig) -> None:
+    client = openai.OpenAI(
+        base_url=rig.gateway.url + "/v1", api_key=rig.keys["answers"], max_retries=0
+    )
+    events = list(client.responses.create(model="gpt-4o", input=f"{FILLER} crowbar", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text and "crowbar" not in text
+    assert events[-1].type == "error" and events[-1].code == "content_filter"
+    assert not any(e.type == "response.completed" for e in events)
