@@ -18,9 +18,10 @@ _EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
 class Blocked(Exception):
-    def __init__(self, verdict: Verdict) -> None:
+    def __init__(self, verdict: Verdict, released: bytes) -> None:
         super().__init__("content_filter")
         self.verdict = verdict
+        self.released = released  # checked before the window that fired: still to be sent
 
 
 class StreamGuard:
@@ -36,20 +37,30 @@ class StreamGuard:
         self._checked_once = False
 
     async def admit(self, out: bytes, final: bool = False) -> bytes:
-        """What may be sent now of `out` (whole events) and what was held; raises Blocked."""
-        added = self._text_of(out) if out else ""
-        if out and (added or self._held):
-            self._held.append(out)
+        """What may be sent now of `out` (whole events) and of what was held, one event at a
+        time, so that no more than a window is ever held; raises Blocked."""
+        released: list[bytes] = []
+        for event in _events(out):
+            added = self._text_of(event)
+            if not added and not self._held:
+                released.append(event)
+                continue
+            self._held.append(event)
             self._held_text.append(added)
             self._held_chars += len(added)
-        elif out:
-            return out
-        due = final or self._held_chars >= self.guard.policy.window_chars
-        if not self._held or not (due or (added and not self._checked_once)):
-            return b""
-        await self._check()
-        released, self._held, self._held_text, self._held_chars = b"".join(self._held), [], [], 0
-        return released
+            if self._held_chars >= self.guard.policy.window_chars or not self._checked_once:
+                await self._release(released)
+        if final and self._held:
+            await self._release(released)
+        return b"".join(released)
+
+    async def _release(self, released: list[bytes]) -> None:
+        try:
+            await self._check()
+        except Blocked as blocked:
+            raise Blocked(blocked.verdict, b"".join(released)) from None
+        released += self._held
+        self._held, self._held_text, self._held_chars = [], [], 0
 
     def verdict(self) -> Verdict:
         """What the checks of a stream that ended well did."""
@@ -65,18 +76,17 @@ class StreamGuard:
         self.checks = verdict.checks
         self.unavailable = self.unavailable or verdict.unavailable
         if verdict.blocked:
-            raise Blocked(verdict)
+            raise Blocked(verdict, b"")
         self._before = text[-self.guard.policy.window_chars :]
 
-    def _text_of(self, out: bytes) -> str:
+    def _text_of(self, event: bytes) -> str:
         texts = []
-        for event in _EVENT_END.split(out):
-            for line in event.splitlines():
-                if line.startswith(b"data:") and line[5:].lstrip().startswith(b"{"):
-                    payload = line[5:].lstrip()
-                    if not self.first:
-                        self._remember(payload)
-                    texts.append(event_text(payload))
+        for line in event.splitlines():
+            if line.startswith(b"data:") and line[5:].lstrip().startswith(b"{"):
+                payload = line[5:].lstrip()
+                if not self.first:
+                    self._remember(payload)
+                texts.append(event_text(payload))
         return "".join(texts)
 
     def _remember(self, payload: bytes) -> None:
@@ -86,3 +96,14 @@ class StreamGuard:
             return
         if isinstance(chunk, dict):
             self.first = {k: chunk[k] for k in ("id", "created", "model") if k in chunk}
+
+
+def _events(out: bytes) -> list[bytes]:
+    """`out` cut after each event's blank line (a last, unterminated one kept whole)."""
+    events, start = [], 0
+    for match in _EVENT_END.finditer(out):
+        events.append(out[start : match.end()])
+        start = match.end()
+    if start < len(out):
+        events.append(out[start:])
+    return events

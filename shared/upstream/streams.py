@@ -94,6 +94,10 @@ class RelayedStream(StreamingResponse):
             assert self._guard is not None
             self._account.checked("answer", exc.verdict)
             self._error_code = "content_filter"
+            if exc.released:
+                self._account.first_byte()
+                last = exc.released
+                yield exc.released
             guard = self._guard
             yield stream_ending(
                 guard.guard.operation, exc.verdict, guard.first, self._numbered(last)
