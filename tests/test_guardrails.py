@@ -334,3 +334,23 @@ def test_a_streamed_responses_answer_ends_with_an_error_event(rig: Rig) -> None:
     assert text and "crowbar" not in text, [e.type for e in events][:8]
     assert events[-1].type == "error" and events[-1].code == "content_filter"
     assert not any(e.type == "response.completed" for e in events)
+
+
+def test_a_key_from_the_secret_store_signs_in_instead_of_the_identity(
+    live: Live, safety: ContentSafetyStandIn, tmp_path: Path
+) -> None:
+    env = {
+        **_env(live, tmp_path, safety.gateway_env()),
+        "TOLLGATE_CONTENT_SAFETY_KEY_SECRET": "content-safety-key",
+        "TOLLGATE_SECRET_CONTENT_SAFETY_KEY": safety.key,
+    }
+    keys = _systems(env, {"keyed": {"prompt": {"violence": 4}}})
+    gateway = start_gateway(env, tmp_path / "gateway.log")
+    try:
+        rig = Rig(gateway, env, tmp_path, keys, live)
+        assert rig.chat("keyed", "Where can I buy a crowbar?").status_code == 400
+        assert rig.chat("keyed", "Where can I buy a bicycle?").status_code == 200
+    finally:
+        gateway.stop()
+    assert {c["auth"] for c in safety.calls} == {"key"}
+    assert safety.key not in (tmp_path / "gateway.log").read_text()

@@ -393,3 +393,40 @@ def test_auth_string_parsing(auth: str, credential: bool, client_id: str | None)
     options = telemetry.azure_monitor_options(CONNECTION, env)
     assert ("credential" in options) is credential
     assert telemetry._parse_auth(auth).get("clientid") == client_id
+
+
+def test_content_blocks_outages_and_cache_results_are_counted(
+    reader: InMemoryMetricReader,
+) -> None:
+    blocked = replace(
+        OK,
+        status=400,
+        error_code="content_filter",
+        content_checks="prompt=local,content_safety,prompt_shields",
+        content_flags="prompt=violence:6,jailbreak",
+    )
+    cut = replace(
+        OK,
+        content_checks="prompt=local;answer=local,content_safety,unavailable",
+        content_flags="answer=blocklist:codenames",
+    )
+    hit = replace(OK, cache="hit", saved_cost=0.25, cost=0.0)
+    for record in (blocked, cut, hit):
+        telemetry.record_request(record)
+    pts = points(reader)
+    blocks = {
+        (p.attributes["direction"], p.attributes["kind"]): p.value
+        for p in pts["tollgate.content.blocks"]
+    }
+    assert blocks == {
+        ("prompt", "violence"): 1,
+        ("prompt", "jailbreak"): 1,
+        ("answer", "blocklist"): 1,
+    }
+    assert only(pts, "tollgate.content.unavailable").value == 1
+    assert only(pts, "tollgate.cache.requests").attributes["result"] == "hit"
+    assert only(pts, "tollgate.cache.saved").value == pytest.approx(0.25)
+    labels = [dict(p.attributes) for name in pts for p in pts[name]]
+    assert not any(
+        "codenames" in str(v) or "req-canary" in str(v) for a in labels for v in a.values()
+    )
