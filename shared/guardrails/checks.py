@@ -56,6 +56,8 @@ class ContentChecks:
     async def _verdict(
         self, policy: ContentPolicy, checks: tuple[str, ...], found: list[Finding], work: list[Any]
     ) -> Verdict:
+        if not work:  # local checks only: nothing to wait for
+            return Verdict(checks, tuple(found))
         results = await asyncio.gather(*work, return_exceptions=True)
         down = False
         for result in results:

@@ -15,6 +15,7 @@ from shared.guardrails.texts import event_text
 from shared.guardrails.verdict import Verdict
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
+_TEXT_KEYS = (b'"content"', b'"refusal"', b'"text"', b'"delta"')  # whatever the spacing
 
 
 class Blocked(Exception):
@@ -84,6 +85,8 @@ class StreamGuard:
         for line in event.splitlines():
             if line.startswith(b"data:") and line[5:].lstrip().startswith(b"{"):
                 payload = line[5:].lstrip()
+                if self.first and not any(key in payload for key in _TEXT_KEYS):
+                    continue  # no text in it (a role, usage or finish chunk): not parsed
                 if not self.first:
                     self._remember(payload)
                 texts.append(event_text(payload))
