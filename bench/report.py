@@ -10,8 +10,9 @@ from typing import Any
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
 BUDGET, CACHE, GUARD = "gateway_budget", "gateway_cache", "gateway_guard"
+SAFETY = "gateway_safety"
 WORKERS = "gateway_workers"
-NOT_JUDGED = frozenset({WORKERS, CACHE, GUARD})  # many workers; no upstream; optional
+NOT_JUDGED = frozenset({WORKERS, CACHE, GUARD, SAFETY})  # many workers; no upstream; optional
 SCALING_TARGET = 1.7  # N workers' requests/s over one worker's, full path (issue #15)
 # Each feature's cost: the path with it minus the path without it.
 FEATURE_STEPS = (
@@ -20,6 +21,7 @@ FEATURE_STEPS = (
     (LIMITS, BUDGET, "budgets (money per day and month) in the same Redis scripts"),
     (LIMITS, CACHE, "a cache hit (looked up in Redis) instead of the upstream call"),
     (LIMITS, GUARD, "a content policy checked in the gateway (prompt and streamed answer)"),
+    (LIMITS, SAFETY, "a content policy checked by Content Safety (stand-in, zero latency)"),
 )
 
 

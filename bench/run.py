@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -67,6 +68,7 @@ CONNECTIONS = (1, 64)
 DIRECT, REFERENCE = "direct", "reference"
 PLAIN, REDIS, LIMITS = "gateway", "gateway_redis", "gateway_limits"
 BUDGET, CACHE, GUARD = "gateway_budget", "gateway_cache", "gateway_guard"
+SAFETY = "gateway_safety"
 WORKERS = "gateway_workers"  # with --workers N: the full path served by N worker processes
 LABELS = {
     DIRECT: "direct",
@@ -77,6 +79,7 @@ LABELS = {
     BUDGET: "... + budgets",
     CACHE: "... + cache hits",
     GUARD: "... + content policy",
+    SAFETY: "... + Content Safety",
     WORKERS: "gateway + limits, N workers",
 }
 # High enough that nothing is refused: the bench measures the check, not a refusal.
@@ -84,6 +87,7 @@ BENCH_LIMITS = ("--rpm", "10000000", "--tpm", "10000000000")
 BENCH_BUDGETS = ("--budget-per-day", "1000000000", "--budget-per-month", "10000000000")
 PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
 # Checked in the gateway (no Content Safety here): what the policy itself costs, streams included.
+SAFETY_POLICY = json.dumps({"prompt": {"violence": 4}, "answer": {"violence": 4}})
 BENCH_POLICY = json.dumps({"patterns": ["(?i)internal use only", "(?i)project \\w+ secret"]})
 FEATURES = {
     "key check": "on (every gateway request)",
@@ -91,6 +95,8 @@ FEATURES = {
     "budgets": "per day and month, on '... + budgets' only",
     "cache": "on '... + cache hits' only: every request after the first is a hit (in Redis)",
     "content policy": "on '... + content policy' only: local patterns on prompts and answers",
+    "Content Safety": "on '... + Content Safety' only: harm categories on prompts and streamed "
+    "answers, by a local HTTPS stand-in of the service (zero latency) through its SDK",
     "Redis": "none on 'gateway, no Redis'; else set (deployment health shared in Redis too)",
     "access log": "on, level INFO (the production default), to a file",
     "usage records": "on: JSON Lines to a local folder, flushed every 5 s (the default)",
@@ -206,7 +212,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int = 1) -> Setup:
+def set_up(
+    work: Path,
+    redis_url: str | None,
+    stack: list[Service],
+    workers: int = 1,
+    contexts: contextlib.ExitStack | None = None,
+) -> Setup:
     sim_key = secrets.token_urlsafe(24)
     simulator = start_simulator(sim_key, work / "simulator.log")
     stack.append(simulator)
@@ -252,8 +264,9 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
     targets[PLAIN] = Target(PLAIN, plain.url + CHAT_PATH, {"api-key": open_key})
     if redis_url is not None:
         limited_key = tollgate(env, "keys", "create", "--system", limited_system)
+        safety = _content_safety(contexts)
         shared = start_gateway(
-            REDIS, {**env, "TOLLGATE_REDIS_URL": redis_url}, work / "gateway-redis.log"
+            REDIS, {**env, **safety, "TOLLGATE_REDIS_URL": redis_url}, work / "gateway-redis.log"
         )
         stack.append(shared)
         # One process serves both: a system without limits, then one with them.
@@ -264,6 +277,7 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
             (BUDGET, BENCH_BUDGETS, ()),
             (CACHE, (), ("--cache", "on")),
             (GUARD, (), ("--content-policy", BENCH_POLICY)),
+            *([(SAFETY, (), ("--content-policy", SAFETY_POLICY))] if safety else []),
         )
         for name, limits, update in paths:
             system = f"bench-{name.removeprefix('gateway_')}-{run_id}"
@@ -281,6 +295,17 @@ def set_up(work: Path, redis_url: str | None, stack: list[Service], workers: int
             gateways[WORKERS] = many
             targets[WORKERS] = Target(WORKERS, many.url + CHAT_PATH, {"api-key": limited_key})
     return Setup(simulator, gateways, targets)
+
+
+def _content_safety(contexts: contextlib.ExitStack | None) -> dict[str, str]:
+    """The gateway's settings for a Content Safety stand-in served from this process (the
+    tests' own, with its managed-identity endpoint), kept up until `contexts` closes."""
+    if contexts is None:
+        return {}
+    from tests.support.content_safety_standin import ContentSafetyStandIn
+
+    standin = contexts.enter_context(ContentSafetyStandIn().in_thread())
+    return {**standin.gateway_env(), **standin.credential_env()}
 
 
 def pin_processes(setup: Setup) -> str:
@@ -453,12 +478,15 @@ def main(argv: list[str] | None = None) -> int:
     wrk, client = choose_client(opts)
     stack: list[Service] = []
     private: PrivateRedis | None = None
-    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp,
+        contextlib.ExitStack() as contexts,
+    ):
         work = Path(tmp)
         try:
             redis_url, redis_note, private = resolve_redis(opts, work)
             progress(f"load: {client}; Redis: {redis_note}")
-            setup = set_up(work, redis_url, stack, opts.workers)
+            setup = set_up(work, redis_url, stack, opts.workers, contexts)
             pinning = pin_processes(setup)
             progress(f"pinning: {pinning}")
             run_async(warm_up(list(setup.targets.values()), list(BODIES.values()), 50))

@@ -126,7 +126,21 @@ class ContentSafety:
                     # No retries: one check has one timeout, and the outage policy decides.
                     options: dict[str, Any] = {"retry_total": 0}
                     if self._ca_file:
-                        options["connection_verify"] = self._ca_file
+                        options["transport"] = _transport_trusting(self._ca_file)
                     self._signed_in = await self._credential()
                     self._client = ContentSafetyClient(self._endpoint, self._signed_in, **options)
         return self._client
+
+
+def _transport_trusting(ca_file: str) -> Any:
+    """The SDK's aiohttp transport on a session that trusts `ca_file`, made once. Given as
+    `connection_verify`, the SDK would build a new TLS context per call, and so open a new
+    connection per check."""
+    import ssl
+
+    import aiohttp
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    context = ssl.create_default_context(cafile=ca_file)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+    return AioHttpTransport(session=session, session_owner=True)
