@@ -14,7 +14,7 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from shared import routes
-from shared.http import batches_api, files_api, handlers, responses_api, uploads
+from shared.http import batches_api, files_api, handlers, readiness, responses_api, uploads
 from shared.probe import run as probe
 from shared.settings import ProbeSettings
 
@@ -154,6 +154,11 @@ for _route in routes.INPUT_TOKENS:  # OpenAI, Azure v1 and Azure preview paths
 @http_function(routes.HEALTH)
 async def healthz(req: Request) -> Response:
     return await handlers.health(req)
+
+
+@http_function(routes.READY)
+async def readyz(req: Request) -> Response:
+    return await readiness.readiness(req)
 
 
 @http_function(routes.FALLBACK)

@@ -80,6 +80,7 @@ class Gateway:
     alerts: BudgetAlerts
     answers: AnswerStore  # the response cache's
     checks: ContentChecks  # content policies
+    redis: Any = None  # the shared Redis client (deployment health, objects, cache), if any
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         account = Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -163,6 +164,7 @@ class Gateway:
             alerts=alerts,
             answers=answer_store(settings, redis),
             checks=ContentChecks(content_safety(settings, secrets)),
+            redis=redis,
         )
 
     async def aclose(self) -> None:

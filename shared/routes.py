@@ -203,6 +203,7 @@ INPUT_TOKENS = tuple(
     )
 )
 HEALTH = Route("healthz", "healthz", GET)
+READY = Route("readyz", "readyz", GET)
 FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
 
 ROUTES: tuple[Route, ...] = (
@@ -230,6 +231,7 @@ ROUTES: tuple[Route, ...] = (
     *BATCHES,
     *STORED_RESPONSES,
     HEALTH,
+    READY,
     FALLBACK,
 )
 

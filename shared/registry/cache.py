@@ -36,6 +36,7 @@ class RegistryCache:
         self._etag: str | None = None
         self._loaded_at = 0.0
         self._inflight: asyncio.Task[None] | None = None
+        self.readable = False  # the last read of the store worked and its document parsed
 
     async def current(self) -> Registry:
         age = self._clock() - self._loaded_at
@@ -47,6 +48,11 @@ class RegistryCache:
         if self._registry is None:
             raise server_error(503, "The systems registry is unavailable.", "registry_unavailable")
         return self._registry
+
+    async def check(self) -> bool:
+        """Read the store now: is the registry readable, and is a snapshot loaded?"""
+        await self._refresh_shared()
+        return self.readable and self._registry is not None
 
     async def aclose(self) -> None:
         if self._inflight is not None:
@@ -67,7 +73,9 @@ class RegistryCache:
             stored = await self._store.read(self._etag)
         except Exception as exc:  # keep serving the last good snapshot
             log.error("registry read failed: %s", type(exc).__name__)
+            self.readable = False
             return
+        self.readable = True  # unless the document read is rejected
         if stored is not None:
             self._apply(stored.data, stored.etag)
         self._loaded_at = self._clock()
@@ -80,5 +88,6 @@ class RegistryCache:
             registry = Registry.parse(json.loads(data))
         except (ValueError, RegistryError) as exc:
             log.error("registry document rejected, keeping the previous one: %s", exc)
+            self.readable = False
             return
         self._registry, self._etag = registry, etag
