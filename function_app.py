@@ -14,7 +14,15 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from shared import routes
-from shared.http import batches_api, files_api, handlers, readiness, responses_api, uploads
+from shared.http import (
+    batches_api,
+    files_api,
+    handlers,
+    metrics_page,
+    readiness,
+    responses_api,
+    uploads,
+)
 from shared.probe import run as probe
 from shared.settings import ProbeSettings
 
@@ -159,6 +167,11 @@ async def healthz(req: Request) -> Response:
 @http_function(routes.READY)
 async def readyz(req: Request) -> Response:
     return await readiness.readiness(req)
+
+
+@http_function(routes.METRICS)
+async def metrics(req: Request) -> Response:
+    return await metrics_page.prometheus_metrics(req)
 
 
 @http_function(routes.FALLBACK)

@@ -50,7 +50,7 @@ from shared.usage.batches import BatchMeter, Charge, Lines, MemoryClaims, RedisC
 from shared.usage.batches import Lookup as BatchLookup
 from shared.usage.content import content_sink
 from shared.usage.sink import UsageSink
-from shared.usage.telemetry import configure_telemetry
+from shared.usage.telemetry import configure_telemetry, set_providers
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -81,6 +81,7 @@ class Gateway:
     answers: AnswerStore  # the response cache's
     checks: ContentChecks  # content policies
     redis: Any = None  # the shared Redis client (deployment health, objects, cache), if any
+    admins: AllowList | None = None  # who may read /metrics, besides an admin key
 
     def account(self, request_id: str, route: str, operation: str, client_ip: str) -> Account:
         account = Account(self.usage, self.config.cost, request_id, route, operation, client_ip)
@@ -105,11 +106,12 @@ class Gateway:
             settings.upstream_total_timeout,
             settings.sse_keepalive_seconds,
         )
-        configure_telemetry(settings.appinsights_connection_string)
+        configure_telemetry(settings.appinsights_connection_string, settings.prometheus)
         writer = record_writer(
             settings.usage_records, settings.storage_connection_string, settings.azure_client_id
         )
         config = load_config(settings)
+        set_providers({name: provider_name(u.kind) for name, u in config.upstreams.items()})
         limiter = build_limiter(settings, redis_auth.get("credential_provider"))
         limiter.currency = config.currency
         alerts = BudgetAlerts(
@@ -165,6 +167,7 @@ class Gateway:
             answers=answer_store(settings, redis),
             checks=ContentChecks(content_safety(settings, secrets)),
             redis=redis,
+            admins=AllowList(settings.metrics_networks, "TOLLGATE_METRICS_NETWORKS"),
         )
 
     async def aclose(self) -> None:
@@ -181,6 +184,11 @@ class Gateway:
         await self.client.aclose()
         await self.secrets.aclose()
         await self.registry.aclose()
+
+
+def provider_name(kind: str) -> str:
+    """gen_ai.provider.name, as the OpenTelemetry GenAI conventions name providers."""
+    return {"azure": "azure.ai.openai", "foundry": "azure.ai.inference"}.get(kind, "openai")
 
 
 def content_safety(settings: Settings, secrets: CachedSecrets) -> ContentSafety | None:

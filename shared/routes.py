@@ -204,6 +204,7 @@ INPUT_TOKENS = tuple(
 )
 HEALTH = Route("healthz", "healthz", GET)
 READY = Route("readyz", "readyz", GET)
+METRICS = Route("metrics", "metrics", GET)
 FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
 
 ROUTES: tuple[Route, ...] = (
@@ -232,6 +233,7 @@ ROUTES: tuple[Route, ...] = (
     *STORED_RESPONSES,
     HEALTH,
     READY,
+    METRICS,
     FALLBACK,
 )
 

@@ -74,6 +74,9 @@ class Settings:
     content_safety_key_secret: str | None = None  # a key's secret name; None: managed identity
     content_safety_ca_file: str | None = None  # a private CA (on premises, tests)
     content_safety_timeout_seconds: float = 2.0  # one check; then the outage policy decides
+    prometheus: bool = False  # serve metrics as Prometheus text on /metrics
+    metrics_networks: str = "127.0.0.1/32,::1/128"  # who may read /metrics (and /status)
+    admin_key_secret: str | None = None  # the secret holding the admin key (Bearer), if any
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,6 +145,10 @@ class Settings:
             content_safety_timeout_seconds=_float(
                 e, "TOLLGATE_CONTENT_SAFETY_TIMEOUT_SECONDS", 2.0
             ),
+            prometheus=_bool(e, "TOLLGATE_PROMETHEUS", False),
+            metrics_networks=e.get("TOLLGATE_METRICS_NETWORKS", "").strip()
+            or "127.0.0.1/32,::1/128",
+            admin_key_secret=_opt(e, "TOLLGATE_ADMIN_KEY_SECRET"),
         )
 
 

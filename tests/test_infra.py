@@ -88,6 +88,9 @@ LOCAL_ONLY = {
     "TOLLGATE_SIMULATOR_URL",  # the built-in simulator, used only without a configuration
     "TOLLGATE_STORAGE_CONNECTION_STRING",  # Azurite or key-based storage; Azure uses identity
     "TOLLGATE_KEYVAULT_CA_FILE",  # a private CA on premises
+    "TOLLGATE_PROMETHEUS",  # /metrics for an on-premises Prometheus; Azure has Azure Monitor
+    "TOLLGATE_METRICS_NETWORKS",  # who may read /metrics
+    "TOLLGATE_ADMIN_KEY_SECRET",  # the admin key for /metrics
     "TOLLGATE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE",  # only for a vault behind another host name
     "TOLLGATE_TIKTOKEN_CACHE_DIR",  # default: a private folder under /tmp, writable on Flex
     "TOLLGATE_BENCH_KEY",  # `tollgate bench` on an operator's machine

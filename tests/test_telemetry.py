@@ -59,6 +59,12 @@ REJECTED = replace(
     total_ms=1.5,
 )
 REQUEST_KEYS = {"system", "model", "deployment", "route", "operation", "status_class", "stream"}
+GEN_AI_KEYS = {
+    "gen_ai.operation.name",
+    "gen_ai.request.model",
+    "gen_ai.provider.name",
+    "tollgate.system",
+}
 
 
 @pytest.fixture
@@ -215,6 +221,9 @@ def test_attributes_hold_only_bounded_fields(reader: InMemoryMetricReader) -> No
         "tollgate.tokens": {"kind", "system", "model", "deployment"},
         "tollgate.cost": {"system", "model"},
         "tollgate.rejections": {"reason", "system", "model"},
+        "gen_ai.client.operation.duration": GEN_AI_KEYS,
+        "gen_ai.client.token.usage": {*GEN_AI_KEYS, "gen_ai.token.type"},
+        "gen_ai.server.time_to_first_token": GEN_AI_KEYS,
     }
     assert set(pts) == set(expected_keys)
     bounded = {
@@ -231,6 +240,10 @@ def test_attributes_hold_only_bounded_fields(reader: InMemoryMetricReader) -> No
         "prompt",
         "completion",
         REJECTED.error_code,
+        "chat",
+        "openai",
+        "input",
+        "output",
     }
     for name, metric_points in pts.items():
         for point in metric_points:
@@ -281,6 +294,9 @@ def test_no_provider_no_azure_monitor_and_a_late_global_provider() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().split(",") == sorted(
         [
+            "gen_ai.client.operation.duration",
+            "gen_ai.client.token.usage",
+            "gen_ai.server.time_to_first_token",
             "tollgate.cost",
             "tollgate.request.duration",
             "tollgate.requests",
@@ -430,3 +446,30 @@ def test_content_blocks_outages_and_cache_results_are_counted(
     assert not any(
         "codenames" in str(v) or "req-canary" in str(v) for a in labels for v in a.values()
     )
+
+
+def test_gen_ai_metrics_under_the_semantic_conventions(reader: InMemoryMetricReader) -> None:
+    telemetry.set_providers({OK.deployment: "azure.ai.openai"})
+    try:
+        telemetry.record_request(OK)
+        telemetry.record_request(replace(OK, status=502, error_code="upstream_error"))
+        embedded = replace(OK, operation="embeddings", completion_tokens=0, stream=False)
+        telemetry.record_request(embedded)
+    finally:
+        telemetry.set_providers({})
+    pts = points(reader)
+    tokens = {
+        (p.attributes["gen_ai.operation.name"], p.attributes["gen_ai.token.type"]): p
+        for p in pts["gen_ai.client.token.usage"]
+    }
+    assert set(tokens) == {("chat", "input"), ("chat", "output"), ("embeddings", "input")}
+    assert tokens[("chat", "input")].sum == OK.prompt_tokens
+    assert tokens[("chat", "output")].sum == OK.completion_tokens
+    assert {p.attributes["gen_ai.provider.name"] for p in pts["gen_ai.client.token.usage"]} == {
+        "azure.ai.openai"
+    }
+    durations = pts["gen_ai.client.operation.duration"]
+    failed = [p for p in durations if "error.type" in p.attributes]
+    assert len(failed) == 1 and failed[0].attributes["error.type"] == "upstream_error"
+    assert sum(p.count for p in durations) == 3
+    assert only(pts, "gen_ai.server.time_to_first_token").sum == pytest.approx(OK.ttfb_ms / 1000)

@@ -32,6 +32,36 @@ _UNRESOLVED_MODEL_CODES = frozenset({"model_not_found", "invalid_model_name", "m
 # In ms; LLM calls run from tens of milliseconds (embeddings) to minutes (long completions).
 _MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000)
 
+# The GenAI semantic conventions' advised buckets.
+_TOKEN_BUCKETS = tuple(4**n for n in range(1, 14))  # 4 ... 67,108,864
+_SECONDS_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+# gen_ai.operation.name for each of the gateway's operations (the conventions' names where
+# they have one).
+_GEN_AI_OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
+# gen_ai.provider.name of each deployment, told by the gateway at start (the record names only
+# the deployment): "azure.ai.openai", "openai" or "azure.ai.inference".
+_providers: dict[str, str] = {}
+
 # Either one makes the Functions worker call configure_azure_monitor itself (the setting's name
 # depends on the worker generation).
 _WORKER_SETTINGS = ("PYTHON_ENABLE_OPENTELEMETRY", "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY")
@@ -84,6 +114,25 @@ class _Instruments:
             unit="{request}",
             description="Requests whose content checks Content Safety could not make.",
         )
+        # The OpenTelemetry GenAI semantic conventions' names, units and buckets.
+        self.gen_ai_tokens = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.gen_ai_duration = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
+        self.gen_ai_first_token = meter.create_histogram(
+            "gen_ai.server.time_to_first_token",
+            unit="s",
+            description="Time to generate first token for successful responses.",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
         self.failovers = meter.create_counter(
             "tollgate.failovers", unit="{failover}", description="Moves to another deployment."
         )
@@ -125,6 +174,8 @@ def record_request(record: UsageRecord) -> None:
         inst.tokens.add(record.completion_tokens, _token_attrs(record, model, "completion"))
     if record.cost > 0:
         inst.cost.add(record.cost, {"system": record.system, "model": model})
+    if record.model != "-":
+        _record_gen_ai(inst, record, model)
     if record.cache:
         inst.cache.add(1, {"result": record.cache, "system": record.system, "model": model})
         if record.saved_cost > 0:
@@ -135,6 +186,38 @@ def record_request(record: UsageRecord) -> None:
         inst.rejections.add(
             1, {"reason": record.error_code, "system": record.system, "model": model}
         )
+
+
+def set_providers(providers: dict[str, str]) -> None:
+    """Each deployment's gen_ai.provider.name."""
+    _providers.clear()
+    _providers.update(providers)
+
+
+def _record_gen_ai(inst: _Instruments, record: UsageRecord, model: str) -> None:
+    """The GenAI conventions' metrics: a call that reached a deployment (or the cache)."""
+    if not record.deployment and record.cache != "hit":
+        return
+    attrs = {
+        "gen_ai.operation.name": _GEN_AI_OPERATIONS.get(record.operation, record.operation),
+        "gen_ai.request.model": model,
+        "gen_ai.provider.name": _providers.get(record.deployment, "openai")
+        if record.deployment
+        else "tollgate.cache",
+        "tollgate.system": record.system,
+    }
+    failed = record.status >= 400 or bool(record.error_code)
+    duration = {**attrs, "error.type": record.error_code or str(record.status)} if failed else attrs
+    inst.gen_ai_duration.record(record.total_ms / 1000, duration)
+    if failed:
+        return
+    if record.prompt_tokens:
+        inst.gen_ai_tokens.record(record.prompt_tokens, {**attrs, "gen_ai.token.type": "input"})
+    if record.completion_tokens:
+        output = {**attrs, "gen_ai.token.type": "output"}
+        inst.gen_ai_tokens.record(record.completion_tokens, output)
+    if record.stream and record.ttfb_ms > 0:
+        inst.gen_ai_first_token.record(record.ttfb_ms / 1000, attrs)
 
 
 def _record_content(inst: _Instruments, record: UsageRecord, model: str) -> None:
@@ -159,17 +242,27 @@ def record_failover(model: str, from_deployment: str, to_deployment: str) -> Non
     )
 
 
-def configure_telemetry(connection_string: str | None) -> None:
-    """Export metrics and traces to Application Insights, once per process.
+def configure_telemetry(connection_string: str | None, prometheus: bool = False) -> None:
+    """Export metrics and traces to Application Insights, and serve metrics as Prometheus text
+    when asked (`/metrics`); once per process.
 
-    Does nothing without a connection string, or when the Functions worker configures Azure
-    Monitor itself (PYTHON_ENABLE_OPENTELEMETRY / PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY):
-    configuring it twice would duplicate the telemetry. Never raises: the gateway serves without.
+    Application Insights is left alone without a connection string, or when the Functions
+    worker configures Azure Monitor itself (PYTHON_ENABLE_OPENTELEMETRY /
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): configuring it twice would duplicate the
+    telemetry. Never raises: the gateway serves without.
     """
     global _configured
-    if _configured or not connection_string or worker_managed(os.environ):
+    insights = bool(connection_string) and not worker_managed(os.environ)
+    if _configured or not (insights or prometheus):
         return
     _configured = True
+    readers = _prometheus_readers() if prometheus else []
+    if not insights:
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        metrics.set_meter_provider(MeterProvider(metric_readers=readers))
+        return
+    assert connection_string is not None
     # Python logs already reach Application Insights through the Functions host (and stdout
     # under uvicorn): exporting them too would duplicate every line. The distro has no argument
     # for this (it overwrites disable_logging); an operator's own OTEL_LOGS_EXPORTER wins.
@@ -178,9 +271,23 @@ def configure_telemetry(connection_string: str | None) -> None:
         # A large import tree (about 0.4 to 1.3 s with configure): only paid when telemetry is on.
         from azure.monitor.opentelemetry import configure_azure_monitor
 
-        configure_azure_monitor(**azure_monitor_options(connection_string, os.environ))
+        options = azure_monitor_options(connection_string, os.environ)
+        if readers:
+            options["metric_readers"] = readers
+        configure_azure_monitor(**options)
     except Exception:
         log.exception("Application Insights telemetry could not be configured; continuing without")
+
+
+def _prometheus_readers() -> list[Any]:
+    """The Prometheus reader: it registers the metrics with prometheus_client's registry, which
+    `/metrics` renders."""
+    try:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    except ImportError:
+        log.error("TOLLGATE_PROMETHEUS is on, but opentelemetry-exporter-prometheus is missing")
+        return []
+    return [PrometheusMetricReader()]
 
 
 def worker_managed(environ: Mapping[str, str]) -> bool:
