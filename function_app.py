@@ -21,6 +21,7 @@ from shared.http import (
     metrics_page,
     readiness,
     responses_api,
+    status,
     uploads,
 )
 from shared.probe import run as probe
@@ -172,6 +173,11 @@ async def readyz(req: Request) -> Response:
 @http_function(routes.METRICS)
 async def metrics(req: Request) -> Response:
     return await metrics_page.prometheus_metrics(req)
+
+
+@http_function(routes.STATUS)
+async def status_page(req: Request) -> Response:
+    return await status.status_page(req)
 
 
 @http_function(routes.FALLBACK)

@@ -205,6 +205,7 @@ INPUT_TOKENS = tuple(
 HEALTH = Route("healthz", "healthz", GET)
 READY = Route("readyz", "readyz", GET)
 METRICS = Route("metrics", "metrics", GET)
+STATUS = Route("status", "status", GET)  # the operators' status page
 FALLBACK = Route("fallback", "{*path}", ALL_METHODS)
 
 ROUTES: tuple[Route, ...] = (
@@ -234,6 +235,7 @@ ROUTES: tuple[Route, ...] = (
     HEALTH,
     READY,
     METRICS,
+    STATUS,
     FALLBACK,
 )
 

@@ -77,6 +77,8 @@ class Settings:
     prometheus: bool = False  # serve metrics as Prometheus text on /metrics
     metrics_networks: str = "127.0.0.1/32,::1/128"  # who may read /metrics (and /status)
     admin_key_secret: str | None = None  # the secret holding the admin key (Bearer), if any
+    status_page: bool = False  # serve the operators' status page on /status
+    admin_role: str = "Tollgate.Admin"  # an Entra ID app role that opens /status
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +151,8 @@ class Settings:
             metrics_networks=e.get("TOLLGATE_METRICS_NETWORKS", "").strip()
             or "127.0.0.1/32,::1/128",
             admin_key_secret=_opt(e, "TOLLGATE_ADMIN_KEY_SECRET"),
+            status_page=_bool(e, "TOLLGATE_STATUS_PAGE", False),
+            admin_role=e.get("TOLLGATE_ADMIN_ROLE", "").strip() or "Tollgate.Admin",
         )
 
 

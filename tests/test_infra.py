@@ -91,6 +91,8 @@ LOCAL_ONLY = {
     "TOLLGATE_PROMETHEUS",  # /metrics for an on-premises Prometheus; Azure has Azure Monitor
     "TOLLGATE_METRICS_NETWORKS",  # who may read /metrics
     "TOLLGATE_ADMIN_KEY_SECRET",  # the admin key for /metrics
+    "TOLLGATE_STATUS_PAGE",  # /status, the operators' page; off unless asked for
+    "TOLLGATE_ADMIN_ROLE",  # the Entra ID app role that opens /status; the default suits Azure
     "TOLLGATE_KEYVAULT_VERIFY_CHALLENGE_RESOURCE",  # only for a vault behind another host name
     "TOLLGATE_TIKTOKEN_CACHE_DIR",  # default: a private folder under /tmp, writable on Flex
     "TOLLGATE_BENCH_KEY",  # `tollgate bench` on an operator's machine

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.cli import registry_io
-from shared.cli.counters import Counter, read_counters
 from shared.cli.errors import CommandError
 from shared.cli.limits_view import scopes
 from shared.cli.output import json_option, note, print_json, table
 from shared.cli.where import cli_settings
 from shared.limits.config import Limits, Scope, parse_limits
+from shared.limits.counters import Counter, read_counters
 from shared.limits.plan import COST_UNITS
 from shared.registry import admin
 from shared.settings import Settings

@@ -76,6 +76,11 @@ class Balancer:
         healths = [self._seen.get(m.upstream.name, (0, HEALTHY))[1] for m in pool]
         return all(h.cool_until_ms > now and h.open_until_ms <= now for h in healths)
 
+    async def health_now(self, names: list[str]) -> tuple[int, dict[str, Health]]:
+        """The time (ms) and each deployment's health as the next pick would see it."""
+        now = self.now_ms()
+        return now, await self._view(names, now)
+
     async def succeeded(self, name: str) -> None:
         health = self._seen.get(name, (0, HEALTHY))[1]
         if health.failures or health.open_until_ms or health.trial_until_ms:

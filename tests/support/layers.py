@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"usage", "cache"},
     {"upstream", "registry"},
     {"probe", "gateway"},
-    {"http", "report"},
+    {"report"},
+    {"http"},  # the status page (http/status.py) shows reports
     {"cli"},
 ]
 RANK = {unit: rank for rank, layer in enumerate(LAYERS) for unit in layer}
