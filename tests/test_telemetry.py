@@ -473,3 +473,10 @@ def test_gen_ai_metrics_under_the_semantic_conventions(reader: InMemoryMetricRea
     assert len(failed) == 1 and failed[0].attributes["error.type"] == "upstream_error"
     assert sum(p.count for p in durations) == 3
     assert only(pts, "gen_ai.server.time_to_first_token").sum == pytest.approx(OK.ttfb_ms / 1000)
+
+
+def test_a_breaker_opening_is_counted_by_deployment(reader: InMemoryMetricReader) -> None:
+    telemetry.record_breaker_opened("eastus-gpt4o")
+    telemetry.record_breaker_opened("eastus-gpt4o")
+    point = only(points(reader), "tollgate.breaker.opened")
+    assert point.value == 2 and dict(point.attributes) == {"deployment": "eastus-gpt4o"}

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from shared.upstream.config import PoolMember
 from shared.upstream.health import HEALTHY, Health, HealthStore, MemoryHealthStore
+from shared.usage.telemetry import record_breaker_opened
 
 log = logging.getLogger("tollgate.balancer")
 T = TypeVar("T")
@@ -94,6 +95,7 @@ class Balancer:
         )
         self._remember(name, health)
         if health.open_until_ms > now:
+            record_breaker_opened(name)
             log.warning(
                 "circuit open for %s until +%d ms after %d failures",
                 name,

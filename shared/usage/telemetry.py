@@ -133,6 +133,11 @@ class _Instruments:
             description="Time to generate first token for successful responses.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
+        self.breaker_opened = meter.create_counter(
+            "tollgate.breaker.opened",
+            unit="{opening}",
+            description="Times a deployment's circuit breaker opened.",
+        )
         self.failovers = meter.create_counter(
             "tollgate.failovers", unit="{failover}", description="Moves to another deployment."
         )
@@ -234,6 +239,10 @@ def _record_content(inst: _Instruments, record: UsageRecord, model: str) -> None
 
 def record_upstream_error(deployment: str, model: str, kind: UpstreamErrorKind) -> None:
     _instruments.upstream_errors.add(1, {"deployment": deployment, "model": model, "kind": kind})
+
+
+def record_breaker_opened(deployment: str) -> None:
+    _instruments.breaker_opened.add(1, {"deployment": deployment})
 
 
 def record_failover(model: str, from_deployment: str, to_deployment: str) -> None:
