@@ -254,6 +254,7 @@ def test_blocklists_and_content_policies_from_the_command_line(
     policy.write_text(json.dumps({"prompt": {"hate": 2}, "blocklists": ["names"]}))
     done = tollgate("systems", "update", "cli-guard", "--content-policy", str(policy), env=env)
     assert done.returncode == 0, done.stderr
+    assert "need Azure AI Content Safety: set TOLLGATE_CONTENT_SAFETY_ENDPOINT" in done.stderr
     shown = tollgate("systems", "show", "cli-guard", env=env).stdout
     assert "prompt hate>=2; blocklists names (outage: open)" in shown
     for bad, says in (

@@ -148,6 +148,8 @@ async def _dev_server(args: argparse.Namespace) -> None:
         probe_key = await lasting_key(store, PROBE_SYSTEM, folder / "probe-key")
     finally:
         await store.aclose()
+    # On a laptop a registry change (a new key, a policy) should show within seconds.
+    os.environ.setdefault("TOLLGATE_REGISTRY_REFRESH_SECONDS", "2")
     # The scheduled probe times this very gateway, with a key of its own.
     os.environ["TOLLGATE_SECRET_PROBE_GATEWAY_KEY"] = probe_key
     os.environ.setdefault("TOLLGATE_PROBE_GATEWAY_URL", f"http://{args.host}:{args.port}")

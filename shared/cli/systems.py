@@ -15,7 +15,7 @@ from shared.cli.confirm import confirmed
 from shared.cli.differences import difference
 from shared.cli.errors import CommandError
 from shared.cli.model_names import warn_of_unknown
-from shared.cli.output import json_option, note, print_json
+from shared.cli.output import json_option, note, print_json, warn
 from shared.cli.system_views import list_json, list_table, models_text, show_json, show_text
 from shared.cli.where import cli_settings
 from shared.registry import admin
@@ -180,6 +180,7 @@ def cmd_systems_update(args: argparse.Namespace) -> int:
         content_policy=_content_policy(args.content_policy),
     )
     warn_of_unknown([*(split(args.models) or []), *args.add_model], cli_settings())
+    _warn_without_content_safety(args.content_policy)
     before, after, _ = registry_io.edit_system(args.system_id, change)
     assert after is not None
     if args.json:
@@ -225,6 +226,17 @@ def _content_policy(value: str | None) -> dict[str, Any] | None:
     if not isinstance(policy, dict) or not policy:
         raise RegistryError("--content-policy: a JSON object, or off")
     return policy
+
+
+def _warn_without_content_safety(value: str | None) -> None:
+    policy = _content_policy(value) or {}
+    needs = bool(policy.get("prompt") or policy.get("answer") or policy.get("prompt_shields"))
+    if needs and not cli_settings().content_safety_endpoint:
+        warn(
+            "its harm categories and Prompt Shields need Azure AI Content Safety: set "
+            "TOLLGATE_CONTENT_SAFETY_ENDPOINT for the gateways, or those checks follow the "
+            "policy's outage rule (open: admitted unchecked and logged; closed: refused)"
+        )
 
 
 def _read_policy_file(path: str) -> str:
