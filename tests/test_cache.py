@@ -21,6 +21,7 @@ import requests
 from tests.conftest import SIM_KEY, Live, create_key
 from tests.support.cluster import REDIS_URL
 from tests.support.processes import Service, start_gateway, tollgate
+from tests.support.rig import priced_config
 
 PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
 
@@ -83,16 +84,7 @@ def _wait_until_known(url: str, key: str) -> None:
 def rig(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     redis.Redis.from_url(REDIS_URL).ping()  # no Redis is a failure here, never a skip
     work = tmp_path_factory.mktemp("cache")
-    upstream = {
-        "type": "azure",
-        "endpoint": live.simulator.url,
-        "deployment": "gpt-4o",
-        "key_secret": "simulator-key",
-    }
-    config = {
-        "upstreams": {"east": upstream},
-        "models": {"gpt-4o": {"upstream": "east", "price": PRICE}},
-    }
+    config = priced_config(live.simulator.url, PRICE)
     env = {
         "TOLLGATE_REGISTRY": str(work / "systems.json"),
         "TOLLGATE_USAGE_RECORDS": str(work / "usage"),

@@ -13,24 +13,14 @@ import pytest
 import requests
 
 from tests.conftest import Live
-from tests.support.rig import Rig, gateway_rig
+from tests.support.rig import Rig, gateway_rig, priced_config
 
 PRICE = {"prompt_per_million": 2.5, "completion_per_million": 10}
 
 
 @pytest.fixture
 def rig(live: Live, tmp_path: Path) -> Iterator[Rig]:
-    upstream = {
-        "type": "azure",
-        "endpoint": live.simulator.url,
-        "deployment": "gpt-4o",
-        "key_secret": "simulator-key",
-    }
-    config = {
-        "upstreams": {"east": upstream},
-        "models": {"gpt-4o": {"upstream": "east", "price": PRICE}},
-        "currency": "TWD",
-    }
+    config = priced_config(live.simulator.url, PRICE, currency="TWD")
     settings = {"TOLLGATE_CONFIG_JSON": json.dumps(config)}
     with gateway_rig(tmp_path, settings, simulator=live.simulator) as made:
         yield made

@@ -27,7 +27,7 @@ from tests.conftest import SIM_KEY, Live, new_system
 from tests.support.cluster import REDIS_URL, day_used
 from tests.support.jwks_server import JwksServer
 from tests.support.keyvault_standin import write_self_signed_cert
-from tests.support.rig import Rig, gateway_rig
+from tests.support.rig import Rig, gateway_rig, priced_config
 from tests.test_report_chart import fast_and_thin
 from tests.test_report_page import chromium
 
@@ -120,16 +120,7 @@ def test_the_page_shows_todays_traffic_limits_deployments_and_the_probe(
 ) -> None:
     redis.Redis.from_url(REDIS_URL).ping()  # no Redis is a failure here, never a skip
     deployment = f"status-{uuid.uuid4().hex[:8]}"  # a breaker of its own in the shared Redis
-    upstream = {
-        "type": "azure",
-        "endpoint": live.simulator.url,
-        "deployment": "gpt-4o",
-        "key_secret": "simulator-key",
-    }
-    config = {
-        "upstreams": {deployment: upstream},
-        "models": {"gpt-4o": {"upstream": deployment, "price": PRICE}},
-    }
+    config = priced_config(live.simulator.url, PRICE, deployment)
     settings = {
         "TOLLGATE_STATUS_PAGE": "true",
         "TOLLGATE_REDIS_URL": REDIS_URL,

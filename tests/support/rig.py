@@ -49,6 +49,23 @@ class Rig:
         raise AssertionError("no such usage record")
 
 
+def priced_config(
+    simulator_url: str, price: dict[str, float], deployment: str = "east", **extra: Any
+) -> dict[str, Any]:
+    """A configuration of one Azure deployment of gpt-4o on the simulator, at `price`."""
+    upstream = {
+        "type": "azure",
+        "endpoint": simulator_url,
+        "deployment": "gpt-4o",
+        "key_secret": "simulator-key",
+    }
+    return {
+        "upstreams": {deployment: upstream},
+        "models": {"gpt-4o": {"upstream": deployment, "price": price}},
+        **extra,
+    }
+
+
 @contextmanager
 def gateway_rig(
     work: Path,
