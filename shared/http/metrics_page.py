@@ -7,19 +7,19 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared.errors import GatewayError, not_found
-from shared.gateway import get_gateway
-from shared.http.admin_access import admit_admin
+from shared.errors import GatewayError
+from shared.http.admin_access import operator_gateway
 from shared.http.inbound import request_id_of
 
 
 async def prometheus_metrics(request: Request) -> Response:
     request_id = request_id_of(request)
     try:
-        gateway = get_gateway()
-        if not gateway.settings.prometheus:
-            raise not_found("Metrics are not served here (TOLLGATE_PROMETHEUS).", "not_found")
-        await admit_admin(request, gateway)
+        await operator_gateway(
+            request,
+            lambda settings: settings.prometheus,
+            "Metrics are not served here (TOLLGATE_PROMETHEUS).",
+        )
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

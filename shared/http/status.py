@@ -1,6 +1,5 @@
 """`GET /status`: the operators' status page (shared/report/status_page.py), when
-TOLLGATE_STATUS_PAGE is on. Open to whom `/metrics` is (admin_access), and to an Entra ID app
-token carrying the TOLLGATE_ADMIN_ROLE app role when the gateway accepts Entra ID tokens.
+TOLLGATE_STATUS_PAGE is on, for the gateway's operators (admin_access).
 
 Each part is read at once and within READ_SECONDS, so the page never hangs: a part that is
 slow or fails is shown as missing, with why, and the rest is shown.
@@ -17,9 +16,9 @@ from typing import TypeVar
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from shared.errors import GatewayError, not_found
-from shared.gateway import Gateway, get_gateway
-from shared.http.admin_access import admit_admin
+from shared.errors import GatewayError
+from shared.gateway import Gateway
+from shared.http.admin_access import operator_gateway
 from shared.http.inbound import request_id_of
 from shared.limits.config import Scope
 from shared.limits.counters import Counter, read_counters
@@ -55,39 +54,15 @@ _HEADERS = {
 async def status_page(request: Request) -> Response:
     request_id = request_id_of(request)
     try:
-        gateway = get_gateway()
-        if not gateway.settings.status_page:
-            raise not_found(
-                "The status page is not served here (TOLLGATE_STATUS_PAGE).", "not_found"
-            )
-        await admit_operator(request, gateway)
+        gateway = await operator_gateway(
+            request,
+            lambda settings: settings.status_page,
+            "The status page is not served here (TOLLGATE_STATUS_PAGE).",
+        )
     except GatewayError as exc:
         return exc.to_response({"x-request-id": request_id})
     page = render_status(await gather_status(gateway))
     return HTMLResponse(page, headers={**_HEADERS, "x-request-id": request_id})
-
-
-async def admit_operator(request: Request, gateway: Gateway) -> None:
-    """admit_admin's callers, and Entra ID apps holding the admin app role."""
-    try:
-        await admit_admin(request, gateway)
-    except GatewayError:
-        if not await _entra_admin(request, gateway):
-            raise
-
-
-async def _entra_admin(request: Request, gateway: Gateway) -> bool:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if gateway.entra is None or scheme.lower() != "bearer" or token.count(".") != 2:
-        return False
-    try:
-        async with asyncio.timeout(READ_SECONDS):
-            claims = await gateway.entra.validate(token)
-    except Exception as exc:  # refused, never an error: its reason is for the caller's own calls
-        log.info("status: Entra ID token not accepted (%s)", type(exc).__name__)
-        return False
-    return gateway.settings.admin_role in claims.roles
 
 
 async def gather_status(gateway: Gateway) -> StatusInputs:
